@@ -1,0 +1,164 @@
+//! Key-value stores with TTL (compat/flowmesh.md §1.6, §3.5, decision D9).
+//!
+//! Entries live in fjall under `rid | key`, the value prefixed by its expiry time (0 = never). A second keyspace,
+//! `kv_ttl`, indexes entries by expiry so the reaper finds expired keys in time order without a scan. Expiry is
+//! checked on every read, so an expired key is invisible to `get`, `exists` and `list_keys` the moment it expires,
+//! whatever the reaper has done (D9); the reaper only reclaims space. `set` replaces value *and* expiry (D9).
+
+use crate::api::Kv;
+use crate::resources::Registry;
+use crate::store::{fjall_err, key2, read_i64, SharedStore};
+use async_trait::async_trait;
+use bytes::Bytes;
+use herald_types::clock::NANOS_PER_SEC;
+use herald_types::{Clock, HeraldError, ResourceKind, ResourcePath, Result};
+use std::sync::Arc;
+
+const MAX_TTL_SECS: i64 = 31_536_000;
+
+pub(crate) struct EmbeddedKv {
+    registry: Arc<Registry>,
+    store: SharedStore,
+    clock: Arc<dyn Clock>,
+    /// Serialises writers per process so the TTL index and the entry stay in step (read-modify-write of the expiry).
+    write_lock: parking_lot::Mutex<()>,
+}
+
+fn ttl_key(expires_at: i64, entry_key: &[u8]) -> Vec<u8> {
+    let mut k = Vec::with_capacity(8 + entry_key.len());
+    k.extend_from_slice(&expires_at.to_be_bytes());
+    k.extend_from_slice(entry_key);
+    k
+}
+
+impl EmbeddedKv {
+    pub fn new(registry: Arc<Registry>, store: SharedStore, clock: Arc<dyn Clock>) -> Self {
+        EmbeddedKv { registry, store, clock, write_lock: parking_lot::Mutex::new(()) }
+    }
+
+    fn rid(&self, store: &ResourcePath) -> Result<u64> {
+        store.expect_kind(ResourceKind::Kv)?;
+        Ok(self.registry.require(store)?.rid)
+    }
+
+    /// The stored (expires_at, value) of an entry, if present.
+    fn load(&self, entry_key: &[u8]) -> Result<Option<(i64, fjall::Slice)>> {
+        let v = self.store.kv.get(entry_key).map_err(fjall_err("reading key"))?;
+        Ok(v.and_then(|v| read_i64(&v).map(|exp| (exp, v))))
+    }
+
+    fn is_expired(&self, expires_at: i64) -> bool {
+        expires_at != 0 && expires_at <= self.clock.now_ns()
+    }
+
+    /// Deletes every entry whose expiry has passed. Returns how many were removed.
+    pub fn reap(&self) -> Result<usize> {
+        let now = self.clock.now_ns();
+        let mut removed = 0;
+        let mut batch = self.store.batch();
+        for item in self.store.kv_ttl.range(0i64.to_be_bytes()..=now.to_be_bytes()) {
+            let k = item.key().map_err(fjall_err("reaping keys"))?;
+            let Some(expires_at) = read_i64(&k) else { continue };
+            let entry_key = &k[8..];
+            let _guard = self.write_lock.lock();
+            // Only delete the entry if it still has this expiry (it may have been overwritten since).
+            if let Some((exp, _)) = self.load(entry_key)? {
+                if exp == expires_at {
+                    batch.remove(&self.store.kv, entry_key.to_vec());
+                    removed += 1;
+                }
+            }
+            batch.remove(&self.store.kv_ttl, k.to_vec());
+            if batch.len() >= 1024 {
+                self.store.commit(std::mem::replace(&mut batch, self.store.batch()))?;
+            }
+        }
+        self.store.commit(batch)?;
+        Ok(removed)
+    }
+}
+
+#[async_trait]
+impl Kv for EmbeddedKv {
+    async fn set(&self, store: &ResourcePath, key: &str, value: Bytes, ttl_seconds: i64) -> Result<()> {
+        if key.is_empty() {
+            return Err(HeraldError::invalid("key cannot be empty"));
+        }
+        if value.is_empty() {
+            return Err(HeraldError::invalid("value cannot be empty"));
+        }
+        store.expect_kind(ResourceKind::Kv)?;
+        if ttl_seconds > MAX_TTL_SECS {
+            return Err(HeraldError::invalid("ttl_seconds cannot exceed 31536000 (1 year)"));
+        }
+        let rid = self.registry.require_or_create(store)?.rid;
+        let entry_key = key2(rid, key.as_bytes());
+        let expires_at = if ttl_seconds > 0 { self.clock.now_ns() + ttl_seconds * NANOS_PER_SEC } else { 0 };
+        let mut stored = Vec::with_capacity(8 + value.len());
+        stored.extend_from_slice(&expires_at.to_be_bytes());
+        stored.extend_from_slice(&value);
+        let ticket = {
+            let _guard = self.write_lock.lock();
+            let mut batch = self.store.batch();
+            if let Some((old_exp, _)) = self.load(&entry_key)? {
+                if old_exp != 0 && old_exp != expires_at {
+                    batch.remove(&self.store.kv_ttl, ttl_key(old_exp, &entry_key));
+                }
+            }
+            if expires_at != 0 {
+                batch.insert(&self.store.kv_ttl, ttl_key(expires_at, &entry_key), Vec::new());
+            }
+            batch.insert(&self.store.kv, entry_key, stored);
+            self.store.commit(batch)?
+        };
+        self.store.durable(ticket).await
+    }
+
+    async fn get(&self, store: &ResourcePath, key: &str) -> Result<Bytes> {
+        let rid = self.rid(store)?;
+        let entry_key = key2(rid, key.as_bytes());
+        match self.load(&entry_key)? {
+            None => Err(HeraldError::not_found(format!("key {key} not found in KV store {store}"))),
+            Some((exp, _)) if self.is_expired(exp) => {
+                Err(HeraldError::not_found(format!("key {key} in KV store {store} has expired")))
+            }
+            Some((_, v)) => Ok(Bytes::copy_from_slice(&v[8..])),
+        }
+    }
+
+    async fn delete(&self, store: &ResourcePath, key: &str) -> Result<()> {
+        let rid = self.rid(store)?;
+        let entry_key = key2(rid, key.as_bytes());
+        let ticket = {
+            let _guard = self.write_lock.lock();
+            let Some((exp, _)) = self.load(&entry_key)? else { return Ok(()) };
+            let mut batch = self.store.batch();
+            if exp != 0 {
+                batch.remove(&self.store.kv_ttl, ttl_key(exp, &entry_key));
+            }
+            batch.remove(&self.store.kv, entry_key);
+            self.store.commit(batch)?
+        };
+        self.store.durable(ticket).await
+    }
+
+    async fn exists(&self, store: &ResourcePath, key: &str) -> Result<bool> {
+        let rid = self.rid(store)?;
+        Ok(self.load(&key2(rid, key.as_bytes()))?.is_some_and(|(exp, _)| !self.is_expired(exp)))
+    }
+
+    async fn list_keys(&self, store: &ResourcePath, prefix: &str) -> Result<Vec<String>> {
+        let rid = self.rid(store)?;
+        let now = self.clock.now_ns();
+        let mut keys = Vec::new();
+        for item in self.store.kv.prefix(key2(rid, prefix.as_bytes())) {
+            let (k, v) = item.into_inner().map_err(fjall_err("listing keys"))?;
+            let exp = read_i64(&v).unwrap_or(0);
+            if exp != 0 && exp <= now {
+                continue;
+            }
+            keys.push(String::from_utf8_lossy(&k[8..]).into_owned());
+        }
+        Ok(keys)
+    }
+}

@@ -1,0 +1,213 @@
+//! Herald's engine: all state and all semantics.
+//!
+//! Front-ends call the service traits in [`api`] — [`Streams`], [`Queues`], [`Kv`], [`Resources`] — and never touch
+//! a store. This crate ships the embedded backend, which needs nothing installed:
+//! - append-only data (stream records) in `herald-log` segments under `<data>/streams/`;
+//! - keyed, mutable state (resources, consumer offsets, KV entries, queue jobs and counters) in one fjall database
+//!   under `<data>/state/`, changed only through atomic write batches.
+//!
+//! Time comes from an injected [`Clock`]; the fsync policy ([`FsyncPolicy`]) decides when a write is acknowledged.
+
+pub mod api;
+mod codec;
+pub mod durability;
+mod kv;
+mod queues;
+mod resources;
+mod store;
+mod streams;
+mod timefmt;
+
+pub use api::*;
+pub use durability::FsyncPolicy;
+pub use queues::MAX_LONG_POLL;
+
+use herald_types::{Clock, HeraldError, Result};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::task::JoinHandle;
+
+/// How often in-flight jobs are checked for an expired visibility timeout (the contract requires ≤ 1 s).
+const EXPIRY_SCAN: Duration = Duration::from_millis(200);
+/// How often expired KV entries are reclaimed (visibility of expiry does not depend on this).
+const KV_REAP: Duration = Duration::from_secs(1);
+const RETENTION_SCAN: Duration = Duration::from_secs(30);
+
+#[derive(Clone, Debug)]
+pub struct EngineConfig {
+    pub data_dir: PathBuf,
+    pub fsync: FsyncPolicy,
+    /// Create missing streams, queues and KV stores on first write (D21; off by default).
+    pub auto_create: bool,
+    /// Stream log segment size.
+    pub segment_max_bytes: u64,
+    /// A FlowMesh-format `resources.json` applied at start-up.
+    pub provisioning_file: Option<PathBuf>,
+}
+
+impl EngineConfig {
+    pub fn new(data_dir: impl Into<PathBuf>) -> Self {
+        EngineConfig {
+            data_dir: data_dir.into(),
+            fsync: FsyncPolicy::default(),
+            auto_create: false,
+            segment_max_bytes: 128 << 20,
+            provisioning_file: None,
+        }
+    }
+}
+
+/// The engine: the service handles front-ends use, plus the embedded backend's maintenance tasks.
+pub struct Engine {
+    pub resources: Arc<dyn Resources>,
+    pub streams: Arc<dyn Streams>,
+    pub queues: Arc<dyn Queues>,
+    pub kv: Arc<dyn Kv>,
+    backend: Arc<Embedded>,
+}
+
+struct Embedded {
+    store: store::SharedStore,
+    streams: Arc<streams::EmbeddedStreams>,
+    queues: Arc<queues::EmbeddedQueues>,
+    kv: Arc<kv::EmbeddedKv>,
+    fsync: FsyncPolicy,
+}
+
+impl Engine {
+    /// Opens (or creates) the data directory, runs crash recovery and applies the provisioning file.
+    /// Blocking: call it before serving, or from `spawn_blocking`.
+    pub fn open(config: EngineConfig, clock: Arc<dyn Clock>) -> Result<Engine> {
+        let io = |what: &str| {
+            let what = what.to_owned();
+            move |e: std::io::Error| HeraldError::storage(&what, e)
+        };
+        std::fs::create_dir_all(&config.data_dir).map_err(io("creating the data directory"))?;
+        let streams_dir = config.data_dir.join("streams");
+        std::fs::create_dir_all(&streams_dir).map_err(io("creating the streams directory"))?;
+        let store = Arc::new(store::Store::open(&config.data_dir.join("state"), config.fsync)?);
+        let registry = Arc::new(resources::Registry::open(Arc::clone(&store), Arc::clone(&clock), config.auto_create)?);
+        if let Some(file) = &config.provisioning_file {
+            let created = registry.load_provisioning_file(file)?;
+            tracing::info!(file = %file.display(), created, "applied provisioning file");
+        }
+        let streams = Arc::new(streams::EmbeddedStreams::open(
+            Arc::clone(&registry),
+            Arc::clone(&store),
+            Arc::clone(&clock),
+            streams_dir,
+            config.fsync,
+            config.segment_max_bytes,
+        )?);
+        let queues = Arc::new(queues::EmbeddedQueues::open(Arc::clone(&registry), Arc::clone(&store), Arc::clone(&clock))?);
+        let kv = Arc::new(kv::EmbeddedKv::new(Arc::clone(&registry), Arc::clone(&store), clock));
+        Ok(Engine {
+            resources: Arc::new(resources::RegistryService(registry)),
+            streams: streams.clone(),
+            queues: queues.clone(),
+            kv: kv.clone(),
+            backend: Arc::new(Embedded { store, streams, queues, kv, fsync: config.fsync }),
+        })
+    }
+
+    /// Starts the maintenance tasks: visibility-timeout expiry, KV reaping, stream retention and, under
+    /// `fsync = interval`, the periodic fsync. Must be called inside a tokio runtime.
+    pub fn start_background(&self) -> Background {
+        let mut handles = Vec::new();
+        let b = Arc::clone(&self.backend);
+        handles.push(every(EXPIRY_SCAN, move || {
+            let b = Arc::clone(&b);
+            async move {
+                if let Err(e) = b.queues.expire_reservations().await {
+                    tracing::error!(error = %e, "visibility-timeout scan failed");
+                }
+            }
+        }));
+        let b = Arc::clone(&self.backend);
+        handles.push(every(KV_REAP, move || {
+            let b = Arc::clone(&b);
+            async move {
+                let res = tokio::task::spawn_blocking(move || b.kv.reap()).await;
+                if let Ok(Err(e)) = res {
+                    tracing::error!(error = %e, "KV reaper failed");
+                }
+            }
+        }));
+        let b = Arc::clone(&self.backend);
+        handles.push(every(RETENTION_SCAN, move || {
+            let b = Arc::clone(&b);
+            async move {
+                let res = tokio::task::spawn_blocking(move || b.streams.enforce_retention()).await;
+                if let Ok(Err(e)) = res {
+                    tracing::error!(error = %e, "retention failed");
+                }
+            }
+        }));
+        if let FsyncPolicy::Interval(period) = self.backend.fsync {
+            let b = Arc::clone(&self.backend);
+            handles.push(every(period, move || {
+                let b = Arc::clone(&b);
+                async move {
+                    let res = tokio::task::spawn_blocking(move || b.sync_all()).await;
+                    if let Ok(Err(e)) = res {
+                        tracing::error!(error = %e, "periodic fsync failed");
+                    }
+                }
+            }));
+        }
+        Background { handles }
+    }
+
+    /// Runs one round of the maintenance work now: expire reservations, reap expired keys. The background tasks do
+    /// this on their own schedule; tests with a manual clock call it after moving time.
+    pub async fn tick(&self) -> Result<()> {
+        self.backend.queues.expire_reservations().await?;
+        self.backend.kv.reap()?;
+        Ok(())
+    }
+
+    /// Flushes and fsyncs everything. Called on graceful shutdown, whatever the fsync policy.
+    pub fn sync_all(&self) -> Result<()> {
+        self.backend.sync_all()
+    }
+}
+
+impl Embedded {
+    fn sync_all(&self) -> Result<()> {
+        self.streams.sync_all()?;
+        self.store.sync_now()
+    }
+}
+
+/// Runs `tick` every `period` (skipping missed ticks) until aborted.
+fn every<F, Fut>(period: Duration, mut tick: F) -> JoinHandle<()>
+where
+    F: FnMut() -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    tokio::spawn(async move {
+        let mut interval = tokio::time::interval(period);
+        interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        loop {
+            interval.tick().await;
+            tick().await;
+        }
+    })
+}
+
+/// The running maintenance tasks.
+pub struct Background {
+    handles: Vec<JoinHandle<()>>,
+}
+
+impl Background {
+    pub async fn stop(self) {
+        for h in &self.handles {
+            h.abort();
+        }
+        for h in self.handles {
+            let _ = h.await;
+        }
+    }
+}

@@ -1,0 +1,116 @@
+//! The fjall database that holds Herald's keyed, mutable state.
+//!
+//! One fjall `Database` per data directory, one keyspace per kind of record. Keys start with the owning resource's
+//! numeric id (`rid`, 8 bytes big-endian) so that one resource's records are contiguous and a prefix scan finds
+//! them. The layout of every keyspace is written down in docs/storage-format.md.
+//!
+//! All multi-record changes go through one atomic [`fjall::OwnedWriteBatch`], so a crash never leaves half of a state
+//! transition (for example a job that left its queue but did not arrive in the dead-letter queue).
+
+use crate::durability::{FsyncPolicy, GroupSync};
+use fjall::{Database, Keyspace, KeyspaceCreateOptions, OwnedWriteBatch as WriteBatch, PersistMode};
+use herald_types::{HeraldError, Result};
+use std::path::Path;
+use std::sync::Arc;
+
+pub(crate) struct Store {
+    pub db: Database,
+    /// resource path (joined string) → JSON `ResourceRecord`; plus `\0next_rid`.
+    pub resources: Keyspace,
+    /// rid | partition (i32 BE) | group bytes → committed offset (i64 BE).
+    pub offsets: Keyspace,
+    /// rid | key bytes → expires_at (i64 BE, 0 = never) | value.
+    pub kv: Keyspace,
+    /// expires_at (i64 BE) | rid | key bytes → empty. The reaper walks it in time order.
+    pub kv_ttl: Keyspace,
+    /// rid | seq (u64 BE) → job body (id, created_at, headers, payload). Written once per job.
+    pub job_body: Keyspace,
+    /// rid | seq (u64 BE) → job state (visible_at, reserve_until, attempts). Rewritten on every transition.
+    pub job_state: Keyspace,
+    /// rid → queue counters (next_seq, completed, failed).
+    pub queue_meta: Keyspace,
+    policy: FsyncPolicy,
+    sync: GroupSync,
+}
+
+pub(crate) type SharedStore = Arc<Store>;
+
+fn storage_err(context: &str) -> impl Fn(fjall::Error) -> HeraldError + '_ {
+    move |e| HeraldError::storage(context, e)
+}
+
+impl Store {
+    pub fn open(dir: &Path, policy: FsyncPolicy) -> Result<Store> {
+        let db = Database::builder(dir).open().map_err(storage_err("opening the state store"))?;
+        let ks = |name: &str| db.keyspace(name, KeyspaceCreateOptions::default).map_err(storage_err("opening a keyspace"));
+        Ok(Store {
+            resources: ks("resources")?,
+            offsets: ks("offsets")?,
+            kv: ks("kv")?,
+            kv_ttl: ks("kv_ttl")?,
+            job_body: ks("job_body")?,
+            job_state: ks("job_state")?,
+            queue_meta: ks("queue_meta")?,
+            db,
+            policy,
+            sync: GroupSync::default(),
+        })
+    }
+
+    pub fn batch(&self) -> WriteBatch {
+        self.db.batch()
+    }
+
+    /// Applies the batch atomically. The data is in fjall's journal (OS buffers) when this returns; call
+    /// [`Store::durable`] before acknowledging the write to a client.
+    pub fn commit(&self, batch: WriteBatch) -> Result<u64> {
+        batch.commit().map_err(storage_err("writing state"))?;
+        Ok(self.sync.ticket())
+    }
+
+    /// Under `fsync = always`, waits until the write with `ticket` is on disk (group commit). Otherwise returns at once.
+    pub async fn durable(self: &Arc<Self>, ticket: u64) -> Result<()> {
+        if self.policy != FsyncPolicy::Always {
+            return Ok(());
+        }
+        let store = Arc::clone(self);
+        tokio::task::spawn_blocking(move || store.sync.sync_to(ticket, || store.db.persist(PersistMode::SyncData)))
+            .await
+            .map_err(|e| HeraldError::internal(format!("fsync task failed: {e}")))?
+            .map_err(storage_err("syncing state to disk"))
+    }
+
+    /// Commit and, under `always`, wait for the disk.
+    pub async fn commit_durable(self: &Arc<Self>, batch: WriteBatch) -> Result<()> {
+        let ticket = self.commit(batch)?;
+        self.durable(ticket).await
+    }
+
+    /// Fsyncs whatever is not yet on disk (the interval task and shutdown call this).
+    pub fn sync_now(&self) -> Result<()> {
+        if !self.sync.is_dirty() {
+            return Ok(());
+        }
+        self.sync.sync_all(|| self.db.persist(PersistMode::SyncData)).map_err(storage_err("syncing state to disk"))
+    }
+}
+
+
+pub(crate) fn key2(rid: u64, rest: &[u8]) -> Vec<u8> {
+    let mut k = Vec::with_capacity(8 + rest.len());
+    k.extend_from_slice(&rid.to_be_bytes());
+    k.extend_from_slice(rest);
+    k
+}
+
+pub(crate) fn read_i64(bytes: &[u8]) -> Option<i64> {
+    Some(i64::from_be_bytes(bytes.get(..8)?.try_into().ok()?))
+}
+
+pub(crate) fn read_u64(bytes: &[u8]) -> Option<u64> {
+    Some(u64::from_be_bytes(bytes.get(..8)?.try_into().ok()?))
+}
+
+pub(crate) fn fjall_err(context: &'static str) -> impl Fn(fjall::Error) -> HeraldError {
+    move |e| HeraldError::storage(context, e)
+}

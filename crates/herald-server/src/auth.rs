@@ -1,0 +1,188 @@
+//! Principals and bearer-token authentication.
+//!
+//! One model of principals for every protocol: a principal is scoped to tenants, namespaces and permissions. This
+//! module holds the FlowMesh bearer-token credential (compat/flowmesh.md §4.1, decision D20): the gRPC metadata key
+//! `authorization` with the value `Bearer <token>`, the three UNAUTHENTICATED outcomes, and PERMISSION_DENIED with
+//! the message `forbidden: <permission> on <tenant>/<namespace>: <reason>` when a token is scoped.
+//!
+//! Development mode: with no token configured and every listener on loopback, authentication is off, and the server
+//! says so loudly at start-up.
+
+use herald_types::{HeraldError, ResourcePath, Result};
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::sync::Arc;
+
+/// A permission from FlowMesh's set.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Permission {
+    StreamRead,
+    StreamWrite,
+    QueueRead,
+    QueueWrite,
+    KvRead,
+    KvWrite,
+}
+
+impl Permission {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Permission::StreamRead => "stream.read",
+            Permission::StreamWrite => "stream.write",
+            Permission::QueueRead => "queue.read",
+            Permission::QueueWrite => "queue.write",
+            Permission::KvRead => "kv.read",
+            Permission::KvWrite => "kv.write",
+        }
+    }
+}
+
+/// A token as configured (`[[auth.tokens]]` in herald.toml).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenConfig {
+    pub token: String,
+    /// Tenants this token may use; `["*"]` (the default) means all.
+    #[serde(default = "all")]
+    pub tenants: Vec<String>,
+    /// Namespaces this token may use; empty (the default) means all.
+    #[serde(default)]
+    pub namespaces: Vec<String>,
+    /// Permissions (`stream.read`, `queue.write`, …); empty (the default) means all.
+    #[serde(default)]
+    pub permissions: Vec<String>,
+}
+
+fn all() -> Vec<String> {
+    vec!["*".into()]
+}
+
+/// An authenticated caller.
+#[derive(Clone, Debug)]
+pub struct Principal {
+    pub name: String,
+    tenants: Vec<String>,
+    namespaces: Vec<String>,
+    permissions: Vec<String>,
+}
+
+impl Principal {
+    /// The principal of development mode: everything allowed.
+    pub fn anonymous() -> Self {
+        Principal { name: "anonymous".into(), tenants: all(), namespaces: Vec::new(), permissions: Vec::new() }
+    }
+
+    /// Checks tenant, namespace and permission scope. Unscoped tokens (the default) allow everything.
+    pub fn authorize(&self, permission: Permission, path: &ResourcePath) -> Result<()> {
+        let deny = |reason: &str| {
+            Err(HeraldError::permission_denied(format!(
+                "forbidden: {} on {}/{}: {reason}",
+                permission.as_str(),
+                path.tenant,
+                path.namespace
+            )))
+        };
+        if !self.tenants.iter().any(|t| t == "*" || *t == path.tenant) {
+            return deny("tenant not allowed");
+        }
+        if !self.namespaces.is_empty() && !self.namespaces.iter().any(|n| n == "*" || *n == path.namespace) {
+            return deny("namespace not allowed");
+        }
+        if !self.permissions.is_empty() && !self.permissions.iter().any(|p| p == "*" || p == permission.as_str()) {
+            return deny("permission not granted");
+        }
+        Ok(())
+    }
+}
+
+/// Decides who a request comes from.
+#[derive(Clone, Debug)]
+pub struct Authenticator {
+    /// `None` = authentication off (development mode or explicitly disabled).
+    tokens: Option<Arc<HashMap<String, Principal>>>,
+}
+
+impl Authenticator {
+    pub fn disabled() -> Self {
+        Authenticator { tokens: None }
+    }
+
+    pub fn with_tokens(tokens: &[TokenConfig]) -> Self {
+        let map = tokens
+            .iter()
+            .enumerate()
+            .map(|(i, t)| {
+                let p = Principal {
+                    name: format!("token#{}", i + 1),
+                    tenants: if t.tenants.is_empty() { all() } else { t.tenants.clone() },
+                    namespaces: t.namespaces.clone(),
+                    permissions: t.permissions.clone(),
+                };
+                (t.token.clone(), p)
+            })
+            .collect();
+        Authenticator { tokens: Some(Arc::new(map)) }
+    }
+
+    pub fn is_enabled(&self) -> bool {
+        self.tokens.is_some()
+    }
+
+    /// Authenticates the value of the `authorization` header/metadata entry (absent = `None`).
+    pub fn authenticate(&self, authorization: Option<&[u8]>) -> Result<Principal> {
+        let Some(tokens) = &self.tokens else { return Ok(Principal::anonymous()) };
+        let Some(value) = authorization else {
+            return Err(HeraldError::unauthenticated("authentication required"));
+        };
+        let token = value
+            .strip_prefix(b"Bearer ")
+            .filter(|t| !t.is_empty())
+            .ok_or_else(|| HeraldError::unauthenticated("invalid authorization header format"))?;
+        let token = std::str::from_utf8(token).map_err(|_| HeraldError::unauthenticated("invalid or expired token"))?;
+        tokens.get(token).cloned().ok_or_else(|| HeraldError::unauthenticated("invalid or expired token"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn auth() -> Authenticator {
+        Authenticator::with_tokens(&[
+            TokenConfig { token: "test-token".into(), ..Default::default() },
+            TokenConfig {
+                token: "scoped".into(),
+                tenants: vec!["t1".into()],
+                namespaces: vec!["ns1".into()],
+                permissions: vec!["stream.read".into()],
+            },
+        ])
+    }
+
+    #[test]
+    fn the_three_unauthenticated_outcomes() {
+        let a = auth();
+        let msg = |v: Option<&[u8]>| a.authenticate(v).unwrap_err().message;
+        assert_eq!(msg(None), "authentication required");
+        assert_eq!(msg(Some(b"Token test-token")), "invalid authorization header format");
+        assert_eq!(msg(Some(b"Bearer ")), "invalid authorization header format");
+        assert_eq!(msg(Some(b"bearer test-token")), "invalid authorization header format");
+        assert_eq!(msg(Some(b"Bearer wrong")), "invalid or expired token");
+        assert!(a.authenticate(Some(b"Bearer test-token")).is_ok());
+        assert!(Authenticator::disabled().authenticate(None).is_ok());
+    }
+
+    #[test]
+    fn scoping_denies_with_the_contract_text() {
+        let p = auth().authenticate(Some(b"Bearer scoped")).unwrap();
+        let path = ResourcePath::parse_joined("t1/ns1/stream/s").unwrap();
+        assert!(p.authorize(Permission::StreamRead, &path).is_ok());
+        let e = p.authorize(Permission::StreamWrite, &path).unwrap_err();
+        assert_eq!(e.code, herald_types::ErrorCode::PermissionDenied);
+        assert_eq!(e.message, "forbidden: stream.write on t1/ns1: permission not granted");
+        let other = ResourcePath::parse_joined("t2/ns1/stream/s").unwrap();
+        assert_eq!(p.authorize(Permission::StreamRead, &other).unwrap_err().message, "forbidden: stream.read on t2/ns1: tenant not allowed");
+        let unscoped = auth().authenticate(Some(b"Bearer test-token")).unwrap();
+        assert!(unscoped.authorize(Permission::KvWrite, &other).is_ok());
+    }
+}

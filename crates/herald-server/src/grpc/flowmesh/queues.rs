@@ -1,0 +1,180 @@
+//! `flowmesh.v1.QueueService` (§3.4).
+
+use super::{authorize, convert, ok, parse_path, principal, required_path, Ctx};
+use crate::auth::Permission;
+use crate::grpc::status::to_status;
+use bytes::Bytes;
+use herald_engine::{Job, ReceiveOptions, MAX_LONG_POLL};
+use herald_proto::flowmesh::v1 as pb;
+use herald_types::{ResourceKind, ResourcePath};
+use pb::queue_service_server::QueueService;
+use std::time::Duration;
+use tonic::{Request, Response, Status};
+
+const QUEUE: Option<ResourceKind> = Some(ResourceKind::Queue);
+
+pub struct QueueSvc(pub(crate) Ctx);
+
+fn long_poll(secs: i64) -> Duration {
+    if secs <= 0 {
+        Duration::ZERO
+    } else {
+        Duration::from_secs(secs as u64).min(MAX_LONG_POLL)
+    }
+}
+
+fn job_id(id: &str) -> Result<(), Status> {
+    if id.is_empty() {
+        return Err(Status::invalid_argument("job_id is required"));
+    }
+    Ok(())
+}
+
+impl QueueSvc {
+    /// A receive that also ends (with no jobs) when the server begins to shut down, so long polls never hold up a
+    /// graceful stop.
+    async fn receive(&self, path: &ResourcePath, options: ReceiveOptions) -> Result<Vec<Job>, Status> {
+        let shutdown = self.0.state.shutdown.clone();
+        tokio::select! {
+            r = self.0.engine().queues.receive(path, options) => r.map_err(to_status),
+            _ = shutdown.cancelled() => Ok(Vec::new()),
+        }
+    }
+}
+
+#[tonic::async_trait]
+impl QueueService for QueueSvc {
+    async fn enqueue(&self, req: Request<pb::EnqueueRequest>) -> Result<Response<pb::EnqueueResponse>, Status> {
+        let who = principal(&req);
+        let r = req.into_inner();
+        let rp = required_path(r.resource_path)?;
+        if r.payload.is_empty() {
+            return Err(Status::invalid_argument("payload cannot be empty"));
+        }
+        let path = parse_path(&rp, QUEUE)?;
+        if r.delay_seconds < 0 {
+            return Err(Status::invalid_argument("delay_seconds cannot be negative"));
+        }
+        authorize(&who, Permission::QueueWrite, &path)?;
+        let (job_id, seq) = self
+            .0
+            .engine()
+            .queues
+            .enqueue(&path, Bytes::from(r.payload), r.delay_seconds, convert::headers_in(r.headers))
+            .await
+            .map_err(to_status)?;
+        Ok(Response::new(pb::EnqueueResponse { status: ok("job enqueued successfully"), job_id, seq }))
+    }
+
+    async fn reserve(&self, req: Request<pb::ReserveRequest>) -> Result<Response<pb::ReserveResponse>, Status> {
+        let who = principal(&req);
+        let r = req.into_inner();
+        let rp = required_path(r.resource_path)?;
+        let path = parse_path(&rp, QUEUE)?;
+        authorize(&who, Permission::QueueWrite, &path)?;
+        let options = ReceiveOptions {
+            max_jobs: 1,
+            visibility_timeout_seconds: r.visibility_timeout_seconds,
+            long_poll: long_poll(r.long_poll_timeout_seconds),
+        };
+        let job = self.receive(&path, options).await?.into_iter().next();
+        // D1: an empty queue is a normal answer with no `job`, not an error.
+        let status = ok(if job.is_some() { "job reserved successfully" } else { "no jobs available" });
+        Ok(Response::new(pb::ReserveResponse { status, job: job.map(convert::job) }))
+    }
+
+    async fn receive(&self, req: Request<pb::ReceiveRequest>) -> Result<Response<pb::ReceiveResponse>, Status> {
+        let who = principal(&req);
+        let r = req.into_inner();
+        let rp = required_path(r.resource_path)?;
+        let path = parse_path(&rp, QUEUE)?;
+        authorize(&who, Permission::QueueWrite, &path)?;
+        let options = ReceiveOptions {
+            max_jobs: r.max_jobs,
+            visibility_timeout_seconds: r.visibility_timeout_seconds,
+            long_poll: long_poll(r.long_poll_timeout_seconds),
+        };
+        let jobs = self.receive(&path, options).await?;
+        Ok(Response::new(pb::ReceiveResponse {
+            status: ok(&format!("received {} jobs", jobs.len())),
+            jobs: jobs.into_iter().map(convert::job).collect(),
+        }))
+    }
+
+    async fn ack(&self, req: Request<pb::AckRequest>) -> Result<Response<pb::AckResponse>, Status> {
+        let who = principal(&req);
+        let r = req.into_inner();
+        let rp = required_path(r.resource_path)?;
+        job_id(&r.job_id)?;
+        let path = parse_path(&rp, QUEUE)?;
+        authorize(&who, Permission::QueueWrite, &path)?;
+        self.0.engine().queues.ack(&path, &r.job_id).await.map_err(to_status)?;
+        Ok(Response::new(pb::AckResponse { status: ok("job acknowledged successfully") }))
+    }
+
+    async fn nack(&self, req: Request<pb::NackRequest>) -> Result<Response<pb::NackResponse>, Status> {
+        let who = principal(&req);
+        let r = req.into_inner();
+        let rp = required_path(r.resource_path)?;
+        job_id(&r.job_id)?;
+        let path = parse_path(&rp, QUEUE)?;
+        authorize(&who, Permission::QueueWrite, &path)?;
+        self.0.engine().queues.nack(&path, &r.job_id, r.delay_seconds.max(0)).await.map_err(to_status)?;
+        Ok(Response::new(pb::NackResponse { status: ok("job NACKed successfully") }))
+    }
+
+    async fn get_queue_stats(&self, req: Request<pb::GetQueueStatsRequest>) -> Result<Response<pb::GetQueueStatsResponse>, Status> {
+        let who = principal(&req);
+        let r = req.into_inner();
+        let rp = required_path(r.resource_path)?;
+        let path = parse_path(&rp, QUEUE)?;
+        authorize(&who, Permission::QueueRead, &path)?;
+        let stats = self.0.engine().queues.stats(&path).await.map_err(to_status)?;
+        Ok(Response::new(pb::GetQueueStatsResponse {
+            status: ok("queue statistics retrieved successfully"),
+            stats: Some(convert::stats(stats)),
+        }))
+    }
+
+    async fn set_retry_policy(&self, req: Request<pb::SetRetryPolicyRequest>) -> Result<Response<pb::SetRetryPolicyResponse>, Status> {
+        let who = principal(&req);
+        let r = req.into_inner();
+        let rp = required_path(r.resource_path)?;
+        let policy = r.policy.ok_or_else(|| Status::invalid_argument("policy is required"))?;
+        let path = parse_path(&rp, QUEUE)?;
+        authorize(&who, Permission::QueueWrite, &path)?;
+        self.0.engine().queues.set_retry_policy(&path, convert::policy_in(policy)).await.map_err(to_status)?;
+        Ok(Response::new(pb::SetRetryPolicyResponse { status: ok("") }))
+    }
+
+    async fn get_retry_policy(&self, req: Request<pb::GetRetryPolicyRequest>) -> Result<Response<pb::GetRetryPolicyResponse>, Status> {
+        let who = principal(&req);
+        let r = req.into_inner();
+        let rp = required_path(r.resource_path)?;
+        let path = parse_path(&rp, QUEUE)?;
+        authorize(&who, Permission::QueueRead, &path)?;
+        let policy = self.0.engine().queues.retry_policy(&path).await.map_err(to_status)?;
+        Ok(Response::new(pb::GetRetryPolicyResponse { status: ok(""), policy: Some(convert::policy_out(policy)) }))
+    }
+
+    async fn list_dlq_jobs(&self, req: Request<pb::ListDlqJobsRequest>) -> Result<Response<pb::ListDlqJobsResponse>, Status> {
+        let who = principal(&req);
+        let r = req.into_inner();
+        let rp = required_path(r.resource_path)?;
+        let path = parse_path(&rp, QUEUE)?;
+        authorize(&who, Permission::QueueRead, &path)?;
+        let jobs = self.0.engine().queues.list_dlq(&path, r.max_jobs).await.map_err(to_status)?;
+        Ok(Response::new(pb::ListDlqJobsResponse { status: ok(""), jobs: jobs.into_iter().map(convert::job).collect() }))
+    }
+
+    async fn replay_dlq_job(&self, req: Request<pb::ReplayDlqJobRequest>) -> Result<Response<pb::ReplayDlqJobResponse>, Status> {
+        let who = principal(&req);
+        let r = req.into_inner();
+        let rp = required_path(r.resource_path)?;
+        job_id(&r.job_id)?;
+        let path = parse_path(&rp, QUEUE)?;
+        authorize(&who, Permission::QueueWrite, &path)?;
+        let (job_id, seq) = self.0.engine().queues.replay_dlq(&path, &r.job_id).await.map_err(to_status)?;
+        Ok(Response::new(pb::ReplayDlqJobResponse { status: ok(""), job_id, seq }))
+    }
+}

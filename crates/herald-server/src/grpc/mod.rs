@@ -1,0 +1,52 @@
+//! The gRPC listener: every gRPC service Herald offers, on one port.
+
+pub mod flowmesh;
+pub mod status;
+
+use crate::state::AppState;
+use herald_proto::flowmesh::v1::{
+    health_service_server::HealthServiceServer, kv_service_server::KvServiceServer,
+    queue_service_server::QueueServiceServer, stream_service_server::StreamServiceServer,
+};
+use status::to_status;
+use tonic::service::interceptor::InterceptedService;
+use tonic::service::Routes;
+use tonic::{Request, Status};
+
+/// Authenticates every call of the services it wraps (all but HealthService) before any validation (§3.1 step 1),
+/// and leaves the caller's `Principal` in the request extensions for the handlers' scope checks.
+#[derive(Clone)]
+pub struct AuthInterceptor(crate::auth::Authenticator);
+
+impl tonic::service::Interceptor for AuthInterceptor {
+    fn call(&mut self, mut req: Request<()>) -> Result<Request<()>, Status> {
+        // Only the first `authorization` value counts.
+        let header = req.metadata().get("authorization").map(|v| v.as_bytes().to_vec());
+        let principal = self.0.authenticate(header.as_deref()).map_err(to_status)?;
+        req.extensions_mut().insert(principal);
+        Ok(req)
+    }
+}
+
+/// The routes of the gRPC listener.
+pub fn routes(state: &AppState, max_message_bytes: usize) -> Routes {
+    let ctx = flowmesh::Ctx { state: state.clone() };
+    let auth = AuthInterceptor(state.auth.clone());
+    macro_rules! limits {
+        ($svc:expr) => {
+            $svc.max_decoding_message_size(max_message_bytes).max_encoding_message_size(usize::MAX)
+        };
+    }
+    let mut routes = Routes::default();
+    routes = routes.add_service(HealthServiceServer::new(flowmesh::HealthSvc(state.clone())));
+    routes = routes.add_service(InterceptedService::new(
+        limits!(StreamServiceServer::new(flowmesh::StreamSvc(ctx.clone()))),
+        auth.clone(),
+    ));
+    routes = routes.add_service(InterceptedService::new(
+        limits!(QueueServiceServer::new(flowmesh::QueueSvc(ctx.clone()))),
+        auth.clone(),
+    ));
+    routes = routes.add_service(InterceptedService::new(limits!(KvServiceServer::new(flowmesh::KvSvc(ctx))), auth));
+    routes
+}

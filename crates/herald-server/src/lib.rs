@@ -1,0 +1,146 @@
+//! Herald's protocol front-ends and the server life cycle.
+//!
+//! - [`grpc`]: the gRPC listener (`flowmesh.v1` today), thin adapters over the engine's service traits, with the one
+//!   error → gRPC status mapping in [`grpc::status`].
+//! - [`admin`]: the admin HTTP listener.
+//! - [`auth`]: principals and credentials; [`config`]: the configuration and its validation.
+//!
+//! [`start`] binds every listener (port 0 works, which is how tests run whole servers), opens the engine and
+//! returns a [`RunningServer`] with the bound addresses; [`run`] does the same and serves until a shutdown future
+//! completes. This is the only crate that knows about gRPC and HTTP.
+
+pub mod admin;
+pub mod auth;
+pub mod config;
+pub mod grpc;
+pub mod state;
+
+use anyhow::Context;
+use auth::{Authenticator, TokenConfig};
+use config::Validated;
+use herald_engine::{Engine, EngineConfig};
+use herald_types::{Clock, SystemClock};
+use state::AppState;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+/// A server that is serving.
+pub struct RunningServer {
+    pub grpc_addr: SocketAddr,
+    pub admin_addr: SocketAddr,
+    /// The development token generated at start-up, if any (auth enabled with no tokens configured).
+    pub generated_token: Option<String>,
+    state: AppState,
+    background: herald_engine::Background,
+    tasks: Vec<JoinHandle<anyhow::Result<()>>>,
+}
+
+/// Chooses how callers authenticate, and says loudly when they don't have to.
+fn authenticator(v: &Validated) -> (Authenticator, Option<String>) {
+    let a = &v.config.auth;
+    match (a.enabled, a.tokens.is_empty()) {
+        (Some(false), _) | (None, true) => {
+            tracing::warn!(
+                "AUTHENTICATION IS OFF (development mode): any client can read and write every resource. \
+                 Configure [[auth.tokens]] or --token before exposing this server."
+            );
+            (Authenticator::disabled(), None)
+        }
+        (Some(true), true) => {
+            let token = herald_types::id::new_id();
+            tracing::warn!(token = %token, "no auth tokens configured: generated a development token (changes on every start)");
+            (Authenticator::with_tokens(&[TokenConfig { token: token.clone(), tenants: vec!["*".into()], ..Default::default() }]), Some(token))
+        }
+        _ => (Authenticator::with_tokens(&a.tokens), None),
+    }
+}
+
+/// Binds the listeners, opens the engine (running crash recovery) and starts serving.
+pub async fn start(v: Validated) -> anyhow::Result<RunningServer> {
+    start_with_clock(v, Arc::new(SystemClock)).await
+}
+
+pub async fn start_with_clock(v: Validated, clock: Arc<dyn Clock>) -> anyhow::Result<RunningServer> {
+    let grpc_listener = TcpListener::bind(v.grpc_addr).await.with_context(|| format!("binding gRPC listener {}", v.grpc_addr))?;
+    let admin_listener =
+        TcpListener::bind(v.admin_addr).await.with_context(|| format!("binding admin listener {}", v.admin_addr))?;
+    let grpc_addr = grpc_listener.local_addr()?;
+    let admin_addr = admin_listener.local_addr()?;
+
+    let engine_config = EngineConfig {
+        data_dir: v.config.data_dir.clone(),
+        fsync: v.fsync,
+        auto_create: v.config.storage.auto_create,
+        segment_max_bytes: v.config.storage.segment_max_bytes,
+        provisioning_file: v.config.storage.resources_file.clone(),
+    };
+    let started = std::time::Instant::now();
+    let engine = tokio::task::spawn_blocking(move || Engine::open(engine_config, clock))
+        .await?
+        .map_err(|e| anyhow::anyhow!("opening storage in {}: {}", v.config.data_dir.display(), e.message))?;
+    tracing::info!(data_dir = %v.config.data_dir.display(), fsync = %v.fsync, elapsed_ms = started.elapsed().as_millis() as u64, "storage ready");
+    let engine = Arc::new(engine);
+    let background = engine.start_background();
+
+    let (auth, generated_token) = authenticator(&v);
+    let shutdown = CancellationToken::new();
+    let state = AppState::new(Arc::clone(&engine), auth, shutdown.clone());
+
+    let mut tasks = Vec::new();
+    let routes = grpc::routes(&state, v.config.grpc.max_message_bytes);
+    let sd = shutdown.clone();
+    tasks.push(tokio::spawn(async move {
+        tonic::transport::Server::builder()
+            .add_routes(routes)
+            .serve_with_incoming_shutdown(tokio_stream::wrappers::TcpListenerStream::new(grpc_listener), sd.cancelled_owned())
+            .await
+            .context("gRPC listener failed")
+    }));
+    let admin = admin::router(state.clone());
+    let sd = shutdown.clone();
+    tasks.push(tokio::spawn(async move {
+        axum::serve(admin_listener, admin).with_graceful_shutdown(sd.cancelled_owned()).await.context("admin listener failed")
+    }));
+    state.set_ready(true);
+    tracing::info!(grpc = %grpc_addr, admin = %admin_addr, auth = state.auth.is_enabled(), "herald is serving");
+    Ok(RunningServer { grpc_addr, admin_addr, generated_token, state, background, tasks })
+}
+
+impl RunningServer {
+    /// Graceful shutdown: stop accepting, end subscriptions and long polls, let in-flight calls finish, stop the
+    /// maintenance tasks, then flush and fsync everything whatever the fsync policy.
+    pub async fn shutdown(self) -> anyhow::Result<()> {
+        self.state.set_ready(false);
+        self.state.shutdown.cancel();
+        for t in self.tasks {
+            match tokio::time::timeout(std::time::Duration::from_secs(10), t).await {
+                Ok(Ok(Err(e))) => tracing::error!(error = %e, "listener ended with an error"),
+                Ok(Err(e)) => tracing::error!(error = %e, "listener task panicked"),
+                Err(_) => tracing::warn!("listener did not stop within 10 s"),
+                Ok(Ok(Ok(()))) => {}
+            }
+        }
+        self.background.stop().await;
+        let engine = Arc::clone(&self.state.engine);
+        tokio::task::spawn_blocking(move || engine.sync_all())
+            .await?
+            .map_err(|e| anyhow::anyhow!("final fsync failed: {}", e.message))?;
+        tracing::info!("herald stopped; all data flushed");
+        Ok(())
+    }
+
+    pub fn engine(&self) -> &Arc<Engine> {
+        &self.state.engine
+    }
+}
+
+/// Serves until `shutdown` completes, then shuts down gracefully.
+pub async fn run(v: Validated, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
+    let server = start(v).await?;
+    shutdown.await;
+    server.shutdown().await
+}

@@ -1,0 +1,31 @@
+//! What every front-end shares: the engine, the authenticator, readiness and the shutdown signal.
+
+use crate::auth::Authenticator;
+use herald_engine::Engine;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use tokio_util::sync::CancellationToken;
+
+#[derive(Clone)]
+pub struct AppState {
+    pub engine: Arc<Engine>,
+    pub auth: Authenticator,
+    /// Cancelled when the server begins a graceful shutdown: long-lived calls (subscriptions, long polls) end.
+    pub shutdown: CancellationToken,
+    ready: Arc<AtomicBool>,
+}
+
+impl AppState {
+    pub fn new(engine: Arc<Engine>, auth: Authenticator, shutdown: CancellationToken) -> Self {
+        AppState { engine, auth, shutdown, ready: Arc::new(AtomicBool::new(false)) }
+    }
+
+    /// Ready = storage recovered and serving, and not shutting down.
+    pub fn is_ready(&self) -> bool {
+        self.ready.load(Ordering::SeqCst) && !self.shutdown.is_cancelled()
+    }
+
+    pub fn set_ready(&self, ready: bool) {
+        self.ready.store(ready, Ordering::SeqCst);
+    }
+}

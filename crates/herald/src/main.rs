@@ -1,0 +1,26 @@
+//! The `herald` binary: parses flags, sets up logging and signals, and calls into `herald-server`.
+//! Everything worth testing lives in the library crates.
+
+mod serve;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "herald", version, about = "Herald: streams, queues, KV, pub/sub and event delivery in one durable server")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the server (embedded storage, nothing else to install).
+    Serve(serve::ServeArgs),
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Serve(args) => serve::main(args),
+    }
+}

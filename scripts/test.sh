@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Runs the whole Herald test suite on a fresh machine: installs what it needs, then runs the Rust tests (unit and
+# integration, which start real servers on port 0) and the Python tests (the SDK's own tests and the wire-compatibility
+# suites, which start the real `herald` binary on port 0).
+#
+#   scripts/test.sh            everything
+#   HERALD_TEST_FAST=1 ...     skip clippy (quicker local loop)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$(pwd)
+
+step() { printf '\n==> %s\n' "$*"; }
+
+step "Python environment (.venv)"
+if [ ! -x .venv/bin/python ]; then
+  python3 -m venv .venv
+fi
+.venv/bin/python -m pip install --quiet --upgrade pip
+.venv/bin/python -m pip install --quiet -e "python[dev]"
+
+step "Rust: build"
+cargo build --workspace --all-targets --locked 2>&1 | tail -n 3
+
+if [ -z "${HERALD_TEST_FAST:-}" ]; then
+  step "Rust: clippy"
+  cargo clippy --workspace --all-targets --locked -- -D warnings 2>&1 | tail -n 20
+fi
+
+step "Rust: tests"
+cargo test --workspace --locked
+
+step "Python: SDK and wire-compatibility tests against target/debug/herald"
+export HERALD_BIN="$root/target/debug/herald"
+.venv/bin/python -m pytest -q -p no:cacheprovider python/tests tests/compat
