@@ -84,6 +84,17 @@ fn u32_at(chunk: &[u8], at: usize) -> u32 {
     u32::from_le_bytes(b)
 }
 
+/// The version of an index file written by a newer format version, if `buf` starts like one. Recovery refuses to
+/// open such a log instead of "rebuilding" the file in the old format.
+pub fn newer_version(buf: &[u8]) -> Option<u32> {
+    let magic = buf.get(..8)?;
+    if magic != OFFSET_INDEX_MAGIC && magic != TIME_INDEX_MAGIC {
+        return None;
+    }
+    let version = u32::from_le_bytes(buf.get(8..12)?.try_into().ok()?);
+    (version > FORMAT_VERSION).then_some(version)
+}
+
 /// Parses an `.index` file's bytes into `(relative_offset, position)` pairs.
 pub fn parse_offset_index(buf: &[u8]) -> Result<Vec<(u32, u32)>, IndexError> {
     Ok(entries_of(buf, &OFFSET_INDEX_MAGIC, OFFSET_ENTRY_LEN)?

@@ -18,6 +18,22 @@
 //! commit so that many appenders share one fsync. The engine decides when to call `sync` (its `fsync` policy).
 //! The byte layout and a crash analysis are in `docs/storage-format.md`.
 //!
+//! ```
+//! use herald_log::{Log, LogOptions, NewRecord};
+//!
+//! let dir = tempfile::tempdir()?;
+//! let (log, report) = Log::open(dir.path(), LogOptions::default())?;
+//! assert!(!report.lost_anything());
+//! let out = log.append(&[
+//!     NewRecord { timestamp: 1_700_000_000_000_000_000, value: b"hello" },
+//!     NewRecord { timestamp: 1_700_000_000_000_000_001, value: b"world" },
+//! ])?;
+//! log.sync()?; // durable from here on
+//! let records = log.read(out.first_offset, 10, 1 << 20)?;
+//! assert_eq!(&records[1].value[..], b"world");
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
 //! Plain `std` I/O, no async runtime: the engine calls this from a blocking thread pool.
 //!
 //! Not provided, on purpose: a directory lock (the engine owns each log directory and opens it once), compaction by

@@ -228,6 +228,7 @@ pub fn recover(
             None => {}
         }
     }
+    refuse_newer_versions(dir, &bases, &others)?;
     for (base, kind, path) in others {
         let leftover = kind == FileKind::Temp || !bases.contains(&base);
         if leftover {
@@ -261,6 +262,48 @@ pub fn recover(
     report.start_offset = sealed.first().map_or(active.base_offset, |s| s.base_offset);
     report.next_offset = active.next_offset;
     Ok((sealed, active, report))
+}
+
+/// Fails if any segment or index file was written by a newer format version, before anything is modified: a newer
+/// build's files must not be "repaired" into this version's idea of them.
+fn refuse_newer_versions(
+    dir: &Path,
+    bases: &BTreeSet<u64>,
+    others: &[(u64, FileKind, PathBuf)],
+) -> Result<(), LogError> {
+    let logs = bases.iter().map(|&b| log_path(dir, b));
+    let indexes = others
+        .iter()
+        .filter(|(_, kind, _)| *kind != FileKind::Temp)
+        .map(|(_, _, p)| p.clone());
+    for path in logs.chain(indexes) {
+        let mut head = [0u8; SEGMENT_HEADER_LEN];
+        let n = read_prefix(&path, &mut head)?;
+        let version = match SegmentHeader::decode(&head[..n]) {
+            Err(HeaderError::UnsupportedVersion(v)) => Some(v),
+            _ => index::newer_version(&head[..n]),
+        };
+        if let Some(version) = version {
+            return Err(LogError::UnsupportedVersion { path, version });
+        }
+    }
+    Ok(())
+}
+
+/// Reads up to `buf.len()` bytes from the start of a file; returns how many there were.
+fn read_prefix(path: &Path, buf: &mut [u8]) -> io::Result<usize> {
+    use std::io::Read;
+    let mut file = File::open(path)?;
+    let mut n = 0;
+    while n < buf.len() {
+        match file.read(&mut buf[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(n)
 }
 
 struct Ctx<'a> {
@@ -1083,6 +1126,22 @@ mod tests {
                 other.map(|(_, r)| r)
             ),
         }
+        assert_eq!(fs::read(&path).unwrap(), bytes);
+    }
+
+    #[test]
+    fn newer_index_version_is_refused_untouched() {
+        let dir = tempfile::tempdir().unwrap();
+        three_batches(dir.path());
+        let path = time_index_path(dir.path(), 0);
+        let mut bytes = fs::read(&path).unwrap();
+        bytes[8..12].copy_from_slice(&(FORMAT_VERSION + 1).to_le_bytes());
+        bytes.push(7); // no longer a whole number of v1 entries either
+        fs::write(&path, &bytes).unwrap();
+        assert!(matches!(
+            Log::open(dir.path(), LogOptions::default()),
+            Err(LogError::UnsupportedVersion { .. })
+        ));
         assert_eq!(fs::read(&path).unwrap(), bytes);
     }
 

@@ -128,3 +128,83 @@ pub fn authed<T>(msg: T, token: &str) -> tonic::Request<T> {
     r.metadata_mut().insert("authorization", format!("Bearer {token}").parse().expect("ascii token"));
     r
 }
+
+/// The real `herald` binary as a child process, for tests that must crash it (SIGKILL) or read its log.
+pub struct BinaryServer {
+    pub child: std::process::Child,
+    pub grpc_addr: String,
+    pub admin_addr: String,
+    pub data_dir: PathBuf,
+    pub stderr_path: PathBuf,
+}
+
+impl BinaryServer {
+    /// Starts `bin serve` on port 0 with `data_dir` and `extra` flags; waits for the port file.
+    pub fn start(bin: &Path, data_dir: &Path, extra: &[&str]) -> anyhow::Result<BinaryServer> {
+        let work = data_dir.parent().unwrap_or(data_dir).to_path_buf();
+        let port_file = work.join(format!("port-{}.json", std::process::id()));
+        let _ = std::fs::remove_file(&port_file);
+        let stderr_path = work.join("server.log");
+        let stderr = std::fs::OpenOptions::new().create(true).append(true).open(&stderr_path)?;
+        let child = std::process::Command::new(bin)
+            .arg("serve")
+            .arg("--data-dir")
+            .arg(data_dir)
+            .args(["--grpc-addr", "127.0.0.1:0", "--admin-addr", "127.0.0.1:0", "--port-file"])
+            .arg(&port_file)
+            .args(extra)
+            .stdout(std::process::Stdio::null())
+            .stderr(stderr)
+            .spawn()?;
+        let mut server =
+            BinaryServer { child, grpc_addr: String::new(), admin_addr: String::new(), data_dir: data_dir.into(), stderr_path };
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        loop {
+            if let Ok(text) = std::fs::read_to_string(&port_file) {
+                let v: serde_json::Value = serde_json::from_str(&text)?;
+                server.grpc_addr = v["grpc"].as_str().unwrap_or_default().to_owned();
+                server.admin_addr = v["admin"].as_str().unwrap_or_default().to_owned();
+                return Ok(server);
+            }
+            if let Some(status) = server.child.try_wait()? {
+                anyhow::bail!("herald exited with {status} before listening:\n{}", server.log());
+            }
+            anyhow::ensure!(std::time::Instant::now() < deadline, "herald did not start in 30 s:\n{}", server.log());
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
+
+    pub fn grpc_url(&self) -> String {
+        format!("http://{}", self.grpc_addr)
+    }
+
+    pub async fn channel(&self) -> Channel {
+        Channel::from_shared(self.grpc_url()).expect("valid url").connect().await.expect("connect")
+    }
+
+    /// Everything the server wrote to stderr so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.stderr_path).unwrap_or_default()
+    }
+
+    /// SIGKILL: no shutdown code runs, as in a crash.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// SIGTERM and wait for a graceful exit.
+    pub fn stop(&mut self) -> anyhow::Result<std::process::ExitStatus> {
+        let pid = self.child.id().to_string();
+        std::process::Command::new("kill").args(["-TERM", &pid]).status()?;
+        Ok(self.child.wait()?)
+    }
+}
+
+impl Drop for BinaryServer {
+    fn drop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(None)) {
+            self.kill();
+        }
+    }
+}
