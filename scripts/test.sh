@@ -29,6 +29,10 @@ fi
 step "Rust: tests"
 cargo test --workspace --locked
 
-step "Python: SDK and wire-compatibility tests against target/debug/herald"
 export HERALD_BIN="$root/target/debug/herald"
-.venv/bin/python -m pytest -q -p no:cacheprovider python/tests tests/compat
+# Each suite has its own pytest settings (the SDK's are in python/pyproject.toml), so each runs on its own.
+step "Python: SDK tests against target/debug/herald"
+(cd python && ../.venv/bin/python -m pytest -q -p no:cacheprovider)
+
+step "Python: FlowMesh wire compatibility (grpcio client generated from the contract's proto)"
+.venv/bin/python -m pytest -q -p no:cacheprovider tests/compat/flowmesh

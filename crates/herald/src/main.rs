@@ -1,6 +1,7 @@
 //! The `herald` binary: parses flags, sets up logging and signals, and calls into `herald-server`.
 //! Everything worth testing lives in the library crates.
 
+mod bench;
 mod serve;
 
 use clap::{Parser, Subcommand};
@@ -16,11 +17,14 @@ struct Cli {
 enum Command {
     /// Run the server (embedded storage, nothing else to install).
     Serve(serve::ServeArgs),
+    /// Load-test Herald over gRPC (starts its own servers unless --target is given) and report throughput and latency.
+    Bench(bench::BenchArgs),
 }
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Command::Serve(args) => serve::main(args),
+        Command::Bench(args) => bench::main(args),
     }
 }

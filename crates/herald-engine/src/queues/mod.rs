@@ -51,6 +51,16 @@ pub(crate) struct EmbeddedQueues {
     load_lock: Mutex<()>,
 }
 
+/// A job about to be added to a queue.
+struct NewJob<'a> {
+    headers: &'a Headers,
+    payload: &'a [u8],
+    /// Its `created_at`.
+    now: i64,
+    /// How long after `now` it becomes visible.
+    delay_ns: i64,
+}
+
 /// What happened to a job whose delivery failed (NACK or expiry).
 enum Failure {
     Requeued,
@@ -147,17 +157,18 @@ impl EmbeddedQueues {
         })
     }
 
-    /// Adds a brand-new job to `st` and the write batch. Lock of `h` must be held (it is `st`).
+    /// Adds a brand-new job, created at `now` and visible `delay_ns` later, to `st` and the write batch.
+    /// Lock of `h` must be held (it is `st`).
     fn add_job(
         &self,
         batch: &mut fjall::OwnedWriteBatch,
         h: &QueueHandle,
         st: &mut QueueState,
-        headers: &Headers,
-        payload: &[u8],
-        visible_at: i64,
+        job: NewJob<'_>,
     ) -> (JobId, u64) {
-        let now = self.clock.now_ns();
+        let NewJob { headers, payload, now, delay_ns } = job;
+        // One clock reading for both times, so `visible_at - created_at` is exactly the delay.
+        let visible_at = now.saturating_add(delay_ns);
         let seq = st.counters.next_seq;
         st.counters.next_seq += 1;
         let id = id_bytes(&new_id()).expect("new_id is hex");
@@ -211,7 +222,7 @@ impl EmbeddedQueues {
             {
                 // Lock order: a queue before its own dead-letter queue (names grow, so there is no cycle).
                 let mut dst = dlq.state.lock();
-                self.add_job(batch, &dlq, &mut dst, &dl_headers, &payload, now);
+                self.add_job(batch, &dlq, &mut dst, NewJob { headers: &dl_headers, payload: &payload, now, delay_ns: 0 });
             }
             st.remove(seq);
             st.counters.failed += 1;
@@ -291,11 +302,12 @@ impl Queues for EmbeddedQueues {
         }
         let res = self.registry.require_or_create(queue)?;
         let h = self.handle(&res)?;
-        let visible_at = self.clock.now_ns().saturating_add(delay_seconds.saturating_mul(NANOS_PER_SEC));
         let (id, seq, ticket) = {
             let mut st = h.state.lock();
             let mut batch = self.store.batch();
-            let (id, seq) = self.add_job(&mut batch, &h, &mut st, &headers, &payload, visible_at);
+            let now = self.clock.now_ns();
+            let delay_ns = delay_seconds.saturating_mul(NANOS_PER_SEC);
+            let (id, seq) = self.add_job(&mut batch, &h, &mut st, NewJob { headers: &headers, payload: &payload, now, delay_ns });
             (id, seq, self.store.commit(batch)?)
         };
         self.store.durable(ticket).await?;
@@ -426,7 +438,7 @@ impl Queues for EmbeddedQueues {
             batch.remove(&self.store.job_body, Self::seq_key(dlq.res.rid, dseq));
             batch.remove(&self.store.job_state, Self::seq_key(dlq.res.rid, dseq));
             let now = self.clock.now_ns();
-            let (new_id, seq) = self.add_job(&mut batch, &h, &mut st, &headers, &payload, now);
+            let (new_id, seq) = self.add_job(&mut batch, &h, &mut st, NewJob { headers: &headers, payload: &payload, now, delay_ns: 0 });
             (new_id, seq, self.store.commit(batch)?)
         };
         self.store.durable(ticket).await?;

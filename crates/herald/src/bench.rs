@@ -1,0 +1,358 @@
+//! `herald bench`: a load generator for a Herald server over gRPC, with several concurrent clients, each on its own
+//! connection. It reports throughput and latency percentiles per scenario, as a table or as JSON lines
+//! (`--json`, which `scripts/bench.sh` consumes to write docs/benchmarks.md).
+//!
+//! By default it starts a fresh server of its own (this same binary, `serve`, on port 0 in a temporary directory) for
+//! every scenario and fsync policy, so runs never share state; `--target` benchmarks a running server instead.
+
+use anyhow::Context;
+use clap::Args;
+use hdrhistogram::Histogram;
+use herald_proto::flowmesh::v1::{
+    self as pb, kv_service_client::KvServiceClient, queue_service_client::QueueServiceClient,
+    stream_service_client::StreamServiceClient,
+};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tonic::transport::Channel;
+
+#[derive(Args, Debug, Clone)]
+pub struct BenchArgs {
+    /// Scenarios to run: stream-append, stream-read, queue-cycle, kv-set, kv-get (comma-separated) or `all`.
+    #[arg(long, default_value = "all", value_delimiter = ',')]
+    scenarios: Vec<String>,
+    /// fsync policies for stream-append (each gets its own server): always, interval:<ms>, never.
+    #[arg(long, default_value = "always,interval:50,never", value_delimiter = ',')]
+    fsync: Vec<String>,
+    /// fsync policy of the server for the other scenarios.
+    #[arg(long, default_value = "interval:50")]
+    default_fsync: String,
+    /// Concurrent clients (one connection each).
+    #[arg(long, default_value_t = 8)]
+    clients: usize,
+    /// Clients for the KV scenarios (redis-benchmark's default is 50).
+    #[arg(long, default_value_t = 50)]
+    kv_clients: usize,
+    /// Seconds per scenario.
+    #[arg(long, default_value_t = 5.0)]
+    duration: f64,
+    /// Records per WriteEvents request.
+    #[arg(long, default_value_t = 64)]
+    batch: usize,
+    /// Stream record size in bytes.
+    #[arg(long, default_value_t = 1024)]
+    record_size: usize,
+    /// KV value size in bytes (redis-benchmark -d).
+    #[arg(long, default_value_t = 100)]
+    value_size: usize,
+    /// Distinct KV keys (redis-benchmark -r).
+    #[arg(long, default_value_t = 10_000)]
+    keyspace: usize,
+    /// Benchmark a running server at this address (host:port) instead of starting one. It needs auto-create on,
+    /// or the resources t/bench/{stream,queue,kv}/bench provisioned.
+    #[arg(long)]
+    target: Option<String>,
+    /// Bearer token for --target.
+    #[arg(long)]
+    token: Option<String>,
+    /// Data directory parent for spawned servers [default: a temporary directory].
+    #[arg(long)]
+    work_dir: Option<PathBuf>,
+    /// Print one JSON object per result instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+struct BenchResult {
+    scenario: String,
+    fsync: String,
+    clients: usize,
+    ops: u64,
+    seconds: f64,
+    ops_per_sec: f64,
+    /// Payload megabytes per second (MiB/s) where meaningful.
+    mib_per_sec: Option<f64>,
+    /// Records (messages) per second where one op moves many.
+    records_per_sec: Option<f64>,
+    p50_us: u64,
+    p99_us: u64,
+    p999_us: u64,
+    errors: u64,
+}
+
+fn rp(kind: &str) -> Option<pb::ResourcePath> {
+    Some(pb::ResourcePath { tenant: "t".into(), namespace: "bench".into(), resource_type: kind.into(), name: "bench".into() })
+}
+
+struct Spawned {
+    child: std::process::Child,
+    _dir: Option<tempfile::TempDir>,
+}
+
+impl Drop for Spawned {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts `herald serve` on port 0 with `fsync`, returning its gRPC address.
+fn spawn_server(args: &BenchArgs, fsync: &str) -> anyhow::Result<(String, Spawned)> {
+    let (dir, tmp) = match &args.work_dir {
+        Some(d) => {
+            let d = d.join(format!("bench-{}-{}", fsync.replace(':', "-"), std::process::id()));
+            let _ = std::fs::remove_dir_all(&d);
+            std::fs::create_dir_all(&d)?;
+            (d, None)
+        }
+        None => {
+            let t = tempfile::tempdir()?;
+            (t.path().to_path_buf(), Some(t))
+        }
+    };
+    let port_file = dir.join("port.json");
+    let child = std::process::Command::new(std::env::current_exe()?)
+        .args(["serve", "--grpc-addr", "127.0.0.1:0", "--admin-addr", "127.0.0.1:0", "--auto-create", "--no-auth", "--log", "warn"])
+        .arg("--fsync")
+        .arg(fsync)
+        .arg("--data-dir")
+        .arg(dir.join("data"))
+        .arg("--port-file")
+        .arg(&port_file)
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .context("starting herald serve")?;
+    let spawned = Spawned { child, _dir: tmp };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Ok(text) = std::fs::read_to_string(&port_file) {
+            let v: serde_json::Value = serde_json::from_str(&text)?;
+            return Ok((v["grpc"].as_str().unwrap_or_default().to_owned(), spawned));
+        }
+        anyhow::ensure!(Instant::now() < deadline, "benchmark server did not start");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn request<T>(msg: T, token: &Option<String>) -> tonic::Request<T> {
+    let mut r = tonic::Request::new(msg);
+    if let Some(t) = token {
+        if let Ok(v) = format!("Bearer {t}").parse() {
+            r.metadata_mut().insert("authorization", v);
+        }
+    }
+    r
+}
+
+/// Runs `clients` loops of `op` for `duration`, each on its own connection, and merges their latencies.
+async fn drive<F, Fut>(addr: &str, clients: usize, duration: Duration, op: F) -> anyhow::Result<(u64, f64, Histogram<u64>, u64)>
+where
+    F: Fn(Channel, u64) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = anyhow::Result<()>> + Send,
+{
+    let op = Arc::new(op);
+    let stop = Arc::new(AtomicBool::new(false));
+    let errors = Arc::new(AtomicU64::new(0));
+    let mut tasks = Vec::new();
+    let start = Instant::now();
+    for c in 0..clients {
+        let channel = Channel::from_shared(format!("http://{addr}"))?.connect().await?;
+        let (op, stop, errors) = (Arc::clone(&op), Arc::clone(&stop), Arc::clone(&errors));
+        tasks.push(tokio::spawn(async move {
+            let mut hist = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("histogram bounds");
+            let mut n = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                let t = Instant::now();
+                if op(channel.clone(), (c as u64) << 40 | n).await.is_err() {
+                    errors.fetch_add(1, Ordering::Relaxed);
+                }
+                let _ = hist.record(t.elapsed().as_micros().max(1) as u64);
+                n += 1;
+            }
+            hist
+        }));
+    }
+    tokio::time::sleep(duration).await;
+    stop.store(true, Ordering::Relaxed);
+    let mut merged = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)?;
+    for t in tasks {
+        merged.add(t.await?)?;
+    }
+    let secs = start.elapsed().as_secs_f64();
+    Ok((merged.len(), secs, merged, errors.load(Ordering::Relaxed)))
+}
+
+fn result(scenario: &str, fsync: &str, clients: usize, run: (u64, f64, Histogram<u64>, u64)) -> BenchResult {
+    let (ops, secs, h, errors) = run;
+    BenchResult {
+        scenario: scenario.into(),
+        fsync: fsync.into(),
+        clients,
+        ops,
+        seconds: secs,
+        ops_per_sec: ops as f64 / secs,
+        mib_per_sec: None,
+        records_per_sec: None,
+        p50_us: h.value_at_quantile(0.5),
+        p99_us: h.value_at_quantile(0.99),
+        p999_us: h.value_at_quantile(0.999),
+        errors,
+    }
+}
+
+async fn stream_append(args: &BenchArgs, addr: &str, fsync: &str) -> anyhow::Result<BenchResult> {
+    let (batch, size, token) = (args.batch, args.record_size, args.token.clone());
+    let payload: Arc<Vec<u8>> = Arc::new((0..size).map(|i| (i % 251) as u8).collect());
+    let run = drive(addr, args.clients, Duration::from_secs_f64(args.duration), move |ch, _| {
+        let (payload, token) = (Arc::clone(&payload), token.clone());
+        async move {
+            let events = (0..batch).map(|_| pb::Event { payload: payload.to_vec(), headers: Default::default() }).collect();
+            StreamServiceClient::new(ch).write_events(request(pb::WriteEventsRequest { resource_path: rp("stream"), events }, &token)).await?;
+            Ok(())
+        }
+    })
+    .await?;
+    let mut r = result("stream-append", fsync, args.clients, run);
+    let records = r.ops as f64 * batch as f64;
+    r.records_per_sec = Some(records / r.seconds);
+    r.mib_per_sec = Some(records * size as f64 / r.seconds / (1 << 20) as f64);
+    Ok(r)
+}
+
+async fn stream_read(args: &BenchArgs, addr: &str, fsync: &str) -> anyhow::Result<BenchResult> {
+    // Fill the stream first: 100k records.
+    let ch = Channel::from_shared(format!("http://{addr}"))?.connect().await?;
+    let mut w = StreamServiceClient::new(ch);
+    let payload: Vec<u8> = vec![7; args.record_size];
+    let total: i64 = 100_000;
+    for _ in 0..(total / 500) {
+        let events = (0..500).map(|_| pb::Event { payload: payload.clone(), headers: Default::default() }).collect();
+        w.write_events(request(pb::WriteEventsRequest { resource_path: rp("stream"), events }, &args.token)).await?;
+    }
+    let token = args.token.clone();
+    let run = drive(addr, args.clients, Duration::from_secs_f64(args.duration), move |ch, n| {
+        let token = token.clone();
+        async move {
+            let offset = (n.wrapping_mul(7919) % (total as u64 - 1000)) as i64;
+            let req = pb::ReadStreamRequest { resource_path: rp("stream"), partition: 0, offset, max_messages: 1000 };
+            let msgs = StreamServiceClient::new(ch).max_decoding_message_size(64 << 20).read_stream(request(req, &token)).await?;
+            anyhow::ensure!(msgs.into_inner().messages.len() == 1000, "short read");
+            Ok(())
+        }
+    })
+    .await?;
+    let mut r = result("stream-read", fsync, args.clients, run);
+    let records = r.ops as f64 * 1000.0;
+    r.records_per_sec = Some(records / r.seconds);
+    r.mib_per_sec = Some(records * args.record_size as f64 / r.seconds / (1 << 20) as f64);
+    Ok(r)
+}
+
+async fn queue_cycle(args: &BenchArgs, addr: &str, fsync: &str) -> anyhow::Result<BenchResult> {
+    let token = args.token.clone();
+    let run = drive(addr, args.clients, Duration::from_secs_f64(args.duration), move |ch, _| {
+        let token = token.clone();
+        async move {
+            let mut q = QueueServiceClient::new(ch);
+            let enq = pb::EnqueueRequest { resource_path: rp("queue"), payload: vec![1; 256], ..Default::default() };
+            q.enqueue(request(enq, &token)).await?;
+            let res = pb::ReserveRequest { resource_path: rp("queue"), visibility_timeout_seconds: 30, long_poll_timeout_seconds: 1 };
+            let job = q.reserve(request(res, &token)).await?.into_inner().job.context("no job")?;
+            q.ack(request(pb::AckRequest { resource_path: rp("queue"), job_id: job.id }, &token)).await?;
+            Ok(())
+        }
+    })
+    .await?;
+    Ok(result("queue-cycle", fsync, args.clients, run))
+}
+
+async fn kv(args: &BenchArgs, addr: &str, fsync: &str, get: bool) -> anyhow::Result<BenchResult> {
+    let (keyspace, token) = (args.keyspace as u64, args.token.clone());
+    let value: Arc<Vec<u8>> = Arc::new(vec![b'v'; args.value_size]);
+    if get {
+        // Every key exists before reads start, as after redis-benchmark's SET run.
+        let ch = Channel::from_shared(format!("http://{addr}"))?.connect().await?;
+        let mut kv = KvServiceClient::new(ch);
+        for k in 0..keyspace {
+            let set = pb::SetRequest { resource_path: rp("kv"), key: format!("key:{k:012}"), value: value.to_vec(), ttl_seconds: 0 };
+            kv.set(request(set, &token)).await?;
+        }
+    }
+    let run = drive(addr, args.kv_clients, Duration::from_secs_f64(args.duration), move |ch, n| {
+        let (value, token) = (Arc::clone(&value), token.clone());
+        async move {
+            let key = format!("key:{:012}", n.wrapping_mul(2_654_435_761) % keyspace);
+            let mut kv = KvServiceClient::new(ch);
+            if get {
+                kv.get(request(pb::GetRequest { resource_path: rp("kv"), key }, &token)).await?;
+            } else {
+                let set = pb::SetRequest { resource_path: rp("kv"), key, value: value.to_vec(), ttl_seconds: 0 };
+                kv.set(request(set, &token)).await?;
+            }
+            Ok(())
+        }
+    })
+    .await?;
+    Ok(result(if get { "kv-get" } else { "kv-set" }, fsync, args.kv_clients, run))
+}
+
+async fn run_all(args: BenchArgs) -> anyhow::Result<Vec<BenchResult>> {
+    let all = ["stream-append", "stream-read", "queue-cycle", "kv-set", "kv-get"];
+    let wanted: Vec<String> = if args.scenarios.iter().any(|s| s == "all") {
+        all.iter().map(|s| s.to_string()).collect()
+    } else {
+        args.scenarios.clone()
+    };
+    for s in &wanted {
+        anyhow::ensure!(all.contains(&s.as_str()), "unknown scenario {s:?}; choose from {}", all.join(", "));
+    }
+    let mut results = Vec::new();
+    for scenario in &wanted {
+        let policies = if scenario == "stream-append" { args.fsync.clone() } else { vec![args.default_fsync.clone()] };
+        for fsync in policies {
+            let (addr, spawned) = match &args.target {
+                Some(t) => (t.clone(), None),
+                None => {
+                    let (a, s) = spawn_server(&args, &fsync)?;
+                    (a, Some(s))
+                }
+            };
+            let fsync_label = if args.target.is_some() { "server's".to_string() } else { fsync.clone() };
+            let r = match scenario.as_str() {
+                "stream-append" => stream_append(&args, &addr, &fsync_label).await?,
+                "stream-read" => stream_read(&args, &addr, &fsync_label).await?,
+                "queue-cycle" => queue_cycle(&args, &addr, &fsync_label).await?,
+                "kv-set" => kv(&args, &addr, &fsync_label, false).await?,
+                _ => kv(&args, &addr, &fsync_label, true).await?,
+            };
+            if args.json {
+                println!("{}", serde_json::to_string(&r)?);
+            } else {
+                print_row(&r);
+            }
+            results.push(r);
+            drop(spawned);
+        }
+    }
+    Ok(results)
+}
+
+fn print_row(r: &BenchResult) {
+    let extra = match (r.records_per_sec, r.mib_per_sec) {
+        (Some(rec), Some(mib)) => format!("  {rec:>10.0} rec/s  {mib:>8.1} MiB/s"),
+        _ => String::new(),
+    };
+    println!(
+        "{:<14} fsync={:<12} clients={:<3} {:>10.0} ops/s  p50 {:>6} µs  p99 {:>7} µs  errors {}{}",
+        r.scenario, r.fsync, r.clients, r.ops_per_sec, r.p50_us, r.p99_us, r.errors, extra
+    );
+}
+
+pub fn main(args: BenchArgs) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    runtime.block_on(run_all(args))?;
+    Ok(())
+}

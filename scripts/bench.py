@@ -1,0 +1,188 @@
+#!/usr/bin/env python3
+"""Runs the benchmarks of docs/benchmarks.md in one go and rewrites that file with the results.
+
+Everything runs on this machine in the same run, so the ratios compare like with like:
+  * disk:   dd's sequential write bandwidth with conv=fdatasync, in the directory Herald writes to;
+  * Herald: `herald bench` (release build) — stream append per fsync policy, stream read, queue cycle, KV set/get;
+  * Redis:  redis-server with AOF (appendfsync everysec), measured by redis-benchmark with the same number of
+            clients, no pipelining, the same value size and key space as Herald's KV scenarios.
+"""
+import json
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import datetime, timezone
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+HERALD = os.path.join(ROOT, "target", "release", "herald")
+SECONDS = float(os.environ.get("BENCH_SECONDS", "5"))
+KV_CLIENTS = 50
+VALUE_SIZE = 100
+KEYSPACE = 10000
+
+
+def sh(cmd, **kw):
+    print("$ " + " ".join(cmd), flush=True)
+    return subprocess.run(cmd, check=True, capture_output=True, text=True, **kw)
+
+
+def disk_bandwidth(work):
+    """dd sequential write with fdatasync, MiB/s (1 GiB file)."""
+    target = os.path.join(work, "dd.bin")
+    out = sh(["dd", "if=/dev/zero", f"of={target}", "bs=1M", "count=1024", "conv=fdatasync"]).stderr
+    os.remove(target)
+    m = re.search(r"(\d+) bytes .* copied, ([\d.]+) s", out)
+    return int(m.group(1)) / float(m.group(2)) / (1 << 20), out.strip().splitlines()[-1]
+
+
+def herald_bench(work):
+    cmd = [HERALD, "bench", "--json", "--duration", str(SECONDS), "--kv-clients", str(KV_CLIENTS),
+           "--value-size", str(VALUE_SIZE), "--keyspace", str(KEYSPACE), "--work-dir", work]
+    out = sh(cmd).stdout
+    return cmd, [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def redis_bench(work):
+    port = free_port()
+    rdir = os.path.join(work, "redis")
+    os.makedirs(rdir, exist_ok=True)
+    server = subprocess.Popen(["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--dir", rdir,
+                               "--appendonly", "yes", "--appendfsync", "everysec", "--save", "",
+                               "--protected-mode", "no"], stdout=subprocess.DEVNULL)
+    try:
+        for _ in range(100):
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.1).close()
+                break
+            except OSError:
+                time.sleep(0.05)
+        # Enough requests to run for about SECONDS at Redis's speed on this machine.
+        n = str(int(90000 * SECONDS))
+        cmd = ["redis-benchmark", "-p", str(port), "-t", "set,get", "-c", str(KV_CLIENTS), "-P", "1",
+               "-d", str(VALUE_SIZE), "-r", str(KEYSPACE), "-n", n, "--csv"]
+        out = sh(cmd).stdout
+    finally:
+        server.terminate()
+        server.wait()
+    results = {}
+    for line in out.splitlines():
+        cells = [c.strip('"') for c in line.split('","')]
+        if cells[0] in ("SET", "GET"):
+            # test, rps, avg, min, p50, p95, p99, max (ms)
+            results[cells[0].lower()] = {"rps": float(cells[1]), "p50_ms": float(cells[4]), "p99_ms": float(cells[6])}
+    return cmd, results
+
+
+def main():
+    work = tempfile.mkdtemp(prefix="herald-bench-", dir=os.environ.get("BENCH_DIR", ROOT))
+    try:
+        disk, dd_line = disk_bandwidth(work)
+        hcmd, herald = herald_bench(work)
+        rcmd, redis = redis_bench(work)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    by = {(r["scenario"], r["fsync"]): r for r in herald}
+    rows = []
+    for r in herald:
+        extra = ""
+        if r.get("mib_per_sec") is not None:
+            extra = f"{r['records_per_sec']:,.0f} records/s, {r['mib_per_sec']:,.1f} MiB/s"
+        rows.append(f"| {r['scenario']} | {r['fsync']} | {r['clients']} | {r['ops_per_sec']:,.0f} | {extra} | "
+                    f"{r['p50_us']:,} | {r['p99_us']:,} | {r['errors']} |")
+    append_interval = next((r for (s, f), r in by.items() if s == "stream-append" and f.startswith("interval")), None)
+    ratio_disk = append_interval["mib_per_sec"] / disk if append_interval else float("nan")
+    kv_lines = []
+    for op in ("set", "get"):
+        h = by.get((f"kv-{op}", "interval:50"))
+        if h and op in redis:
+            kv_lines.append(f"| {op.upper()} | {h['ops_per_sec']:,.0f} | {h['p50_us']/1000:.2f} / {h['p99_us']/1000:.2f} | "
+                            f"{redis[op]['rps']:,.0f} | {redis[op]['p50_ms']:.2f} / {redis[op]['p99_ms']:.2f} | "
+                            f"{h['ops_per_sec']/redis[op]['rps']:.2f}× |")
+    q = by.get(("queue-cycle", "interval:50"))
+    now = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    cpu = subprocess.run(["sh", "-c", "nproc; grep -m1 'model name' /proc/cpuinfo | cut -d: -f2"], capture_output=True, text=True).stdout.split("\n")
+    doc = f"""# Benchmarks
+
+Speed is measured by benchmarks, never by timed tests. Every number below comes from **one run** of
+`scripts/bench.sh` on the same machine, with the peers measured side by side in that run. Re-run it to refresh this
+file (it rewrites it).
+
+Last run: {now}, {cpu[0].strip()} cores ({cpu[1].strip() if len(cpu) > 1 else 'unknown CPU'}), release build,
+{SECONDS:g} s per scenario. The load generator runs on the same 2 cores as the server, so every figure includes the
+client's own CPU cost.
+
+## How to reproduce
+
+```sh
+scripts/bench.sh                  # installs redis-server/redis-tools if missing, builds release, runs everything
+```
+
+which runs, in order:
+
+```sh
+dd if=/dev/zero of=<work>/dd.bin bs=1M count=1024 conv=fdatasync
+{' '.join(os.path.relpath(c, ROOT) if c == HERALD else c for c in hcmd).replace(os.path.dirname(ROOT), '..')}
+redis-server --appendonly yes --appendfsync everysec --save "" ...
+{' '.join(rcmd)}
+```
+
+`herald bench` starts a fresh `herald serve` (this binary, port 0, temporary data directory, auth off, auto-create on)
+for every scenario and fsync policy. Each client has its own gRPC connection and sends one request at a time.
+
+## Results
+
+| scenario | fsync | clients | requests/s | payload rate | p50 µs | p99 µs | errors |
+|---|---|---|---|---|---|---|---|
+{chr(10).join(rows)}
+
+- **stream-append**: `WriteEvents` of {64} records × 1 KiB per request.
+- **stream-read**: `ReadStream` of 1,000 records × 1 KiB from random offsets of a 100,000-record stream.
+- **queue-cycle**: each client loops `Enqueue` (256 B) → `Reserve` → `ACK`; one request/s figure is one full cycle
+  (three RPCs), and the latencies are per cycle.
+- **kv-set / kv-get**: `Set`/`Get` of {VALUE_SIZE}-byte values over {KEYSPACE:,} keys with {KV_CLIENTS} clients.
+
+## Against the targets
+
+### Durable append versus the disk
+
+| | MiB/s |
+|---|---|
+| disk, `dd … conv=fdatasync` (`{dd_line}`) | {disk:,.1f} |
+| Herald stream-append, `fsync = interval:50` | {append_interval['mib_per_sec'] if append_interval else float('nan'):,.1f} |
+| **ratio** (target ≥ 0.60) | **{ratio_disk:.2f}** |
+
+### KV over gRPC versus Redis (AOF everysec), {KV_CLIENTS} clients, no pipelining
+
+| op | Herald req/s | Herald p50 / p99 ms | Redis req/s | Redis p50 / p99 ms | Herald / Redis (target ≥ 0.50) |
+|---|---|---|---|---|---|
+{chr(10).join(kv_lines)}
+
+### Queues
+
+Enqueue → reserve → ack cycles: **{q['ops_per_sec']:,.0f} cycles/s** ({3 * q['ops_per_sec']:,.0f} RPCs/s) with
+{q['clients']} clients, p50 {q['p50_us']:,} µs, p99 {q['p99_us']:,} µs per cycle (`fsync = interval:50`).
+""" if q else "queue scenario missing"
+    path = os.path.join(ROOT, "docs", "benchmarks.md")
+    notes_marker = "\n## Notes\n"
+    notes = ""
+    if os.path.exists(path):
+        old = open(path).read()
+        if notes_marker in old:
+            notes = notes_marker + old.split(notes_marker, 1)[1]
+    open(path, "w").write(doc + notes)
+    print(doc)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Runs Herald's benchmarks side by side with the peers on this machine, in one run, and writes docs/benchmarks.md.
+# Installs what it needs (redis-server and redis-tools from Debian) and builds Herald in release mode.
+#
+#   scripts/bench.sh                 full run (about 3 minutes)
+#   BENCH_SECONDS=2 scripts/bench.sh quicker, noisier
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if ! command -v redis-server >/dev/null || ! command -v redis-benchmark >/dev/null; then
+  echo "==> installing redis-server and redis-tools (for the KV comparison)"
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server redis-tools >/dev/null
+fi
+echo "==> building herald (release)"
+cargo build --release -p herald --locked 2>&1 | tail -n 1
+exec python3 scripts/bench.py "$@"
