@@ -216,7 +216,7 @@ impl Resources for RegistryService {
             .filter(|r| kind.is_none_or(|k| r.path.kind == k))
             .map(|r| (r.path.clone(), r.config.read().clone()))
             .collect();
-        out.sort_by(|a, b| a.0.to_string().cmp(&b.0.to_string()));
+        out.sort_by_key(|a| a.0.to_string());
         Ok(out.into_iter().map(|(_, c)| c).collect())
     }
 }

@@ -128,7 +128,7 @@ impl EmbeddedStreams {
     }
 
     fn decode(state: &StreamState, rec: herald_log::Record) -> Result<StreamMessage> {
-        let value = bytes::Bytes::from(rec.value);
+        let value = rec.value;
         let m = decode_message(&value).ok_or_else(|| {
             HeraldError::internal(format!("corrupt message at offset {} in stream {}", rec.offset, state.path))
         })?;

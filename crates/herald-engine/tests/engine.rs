@@ -144,22 +144,37 @@ async fn queue_state_survives_a_restart_without_duplicates_or_fresh_attempts() {
     let got = f.engine.queues.receive(&queue, now_opts(3, 60)).await.unwrap();
     f.engine.queues.ack(&queue, &got[0].id).await.unwrap();
     f.engine.queues.nack(&queue, &got[1].id, 100).await.unwrap();
-    // got[2] stays in flight across the restart.
+    // got[2] is in flight at the restart: it is ready again afterwards, with its attempt counted (D17).
+    f.clock.advance_secs(5);
     let f = f.reopen();
     let qs = &f.engine.queues;
     let st = qs.stats(&queue).await.unwrap();
-    assert_eq!((st.total_jobs, st.pending_jobs, st.in_flight_jobs, st.completed_jobs), (4, 2, 1, 1));
-    // The in-flight job can still be acknowledged by the worker that holds it.
-    qs.ack(&queue, &got[2].id).await.unwrap();
+    assert_eq!((st.total_jobs, st.pending_jobs, st.in_flight_jobs, st.completed_jobs), (4, 3, 0, 1));
     let next = qs.receive(&queue, now_opts(10, 60)).await.unwrap();
-    assert_eq!(next.len(), 1, "only j3 is visible; j1 waits out its NACK delay");
-    assert_eq!(&next[0].payload[..], b"j3");
+    let payloads: Vec<&[u8]> = next.iter().map(|j| &j.payload[..]).collect();
+    assert_eq!(payloads, [&b"j3"[..], b"j2"], "j3 (visible since enqueue) before j2 (visible since the restart); j1 waits out its NACK delay");
+    assert_eq!((next[0].attempts, next[1].attempts), (1, 2));
+    assert_eq!(next[1].id, got[2].id);
     f.clock.advance_secs(100);
     let late = qs.receive(&queue, now_opts(10, 60)).await.unwrap();
     assert_eq!(late[0].id, got[1].id);
     assert_eq!(late[0].attempts, 2, "attempts are persisted, not reset");
     let (_, seq) = qs.enqueue(&queue, Bytes::from_static(b"x"), 0, Headers::new()).await.unwrap();
     assert_eq!(seq, 4, "seq continues after a restart");
+}
+
+#[tokio::test]
+async fn a_job_in_flight_with_no_attempts_left_is_dead_lettered_at_restart() {
+    let f = fixture();
+    let queue = q("last-try");
+    f.engine.queues.enqueue(&queue, Bytes::from_static(b"x"), 0, Headers::new()).await.unwrap();
+    let policy = RetryPolicy { max_attempts: 1, initial_backoff_seconds: 1, max_backoff_seconds: 1, backoff_multiplier: 1.0, backoff_strategy: "fixed".into() };
+    f.engine.queues.set_retry_policy(&queue, policy).await.unwrap();
+    f.engine.queues.receive(&queue, now_opts(1, 60)).await.unwrap();
+    let f = f.reopen();
+    let st = f.engine.queues.stats(&queue).await.unwrap();
+    assert_eq!((st.pending_jobs, st.in_flight_jobs, st.failed_jobs), (0, 0, 1));
+    assert_eq!(f.engine.queues.list_dlq(&queue, 10).await.unwrap().len(), 1);
 }
 
 #[tokio::test]

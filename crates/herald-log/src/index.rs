@@ -72,7 +72,7 @@ fn entries_of<'a>(
         return Err(IndexError::BadHeader);
     }
     let body = &buf[INDEX_HEADER_LEN..];
-    if body.len() % entry_len != 0 {
+    if !body.len().is_multiple_of(entry_len) {
         return Err(IndexError::PartialEntry(buf.len()));
     }
     Ok(body.chunks_exact(entry_len))

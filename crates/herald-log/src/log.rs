@@ -352,11 +352,10 @@ impl Log {
                 offset_index_path(&self.dir, segment.base_offset),
                 time_index_path(&self.dir, segment.base_offset),
             ] {
-                if let Err(e) = fs::remove_file(&path) {
-                    if e.kind() != std::io::ErrorKind::NotFound {
+                if let Err(e) = fs::remove_file(&path)
+                    && e.kind() != std::io::ErrorKind::NotFound {
                         first_error.get_or_insert(e);
                     }
-                }
             }
         }
         sync_dir(&self.dir)?;

@@ -93,10 +93,12 @@ pub async fn start_with_clock(v: Validated, clock: Arc<dyn Clock>) -> anyhow::Re
     let mut tasks = Vec::new();
     let routes = grpc::routes(&state, v.config.grpc.max_message_bytes);
     let sd = shutdown.clone();
+    // Small request/response exchanges must not wait for Nagle's algorithm (≈40 ms with delayed ACKs).
+    let incoming = tonic::transport::server::TcpIncoming::from(grpc_listener).with_nodelay(Some(true));
     tasks.push(tokio::spawn(async move {
         tonic::transport::Server::builder()
             .add_routes(routes)
-            .serve_with_incoming_shutdown(tokio_stream::wrappers::TcpListenerStream::new(grpc_listener), sd.cancelled_owned())
+            .serve_with_incoming_shutdown(incoming, sd.cancelled_owned())
             .await
             .context("gRPC listener failed")
     }));

@@ -55,8 +55,7 @@ impl TestServer {
                 (Some(t), d)
             }
         };
-        let mut config = Config::default();
-        config.data_dir = data_dir.clone();
+        let mut config = Config { data_dir: data_dir.clone(), ..Config::default() };
         config.listeners.grpc = "127.0.0.1:0".into();
         config.listeners.admin = "127.0.0.1:0".into();
         config.storage.fsync = options.fsync.clone().unwrap_or_else(|| "always".into());

@@ -123,6 +123,7 @@ fn spawn_server(args: &BenchArgs, fsync: &str) -> anyhow::Result<(String, Spawne
         .arg("--port-file")
         .arg(&port_file)
         .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(dir.join("server.log"))?)
         .spawn()
         .context("starting herald serve")?;
     let spawned = Spawned { child, _dir: tmp };
@@ -139,11 +140,10 @@ fn spawn_server(args: &BenchArgs, fsync: &str) -> anyhow::Result<(String, Spawne
 
 fn request<T>(msg: T, token: &Option<String>) -> tonic::Request<T> {
     let mut r = tonic::Request::new(msg);
-    if let Some(t) = token {
-        if let Ok(v) = format!("Bearer {t}").parse() {
+    if let Some(t) = token
+        && let Ok(v) = format!("Bearer {t}").parse() {
             r.metadata_mut().insert("authorization", v);
         }
-    }
     r
 }
 

@@ -151,8 +151,7 @@ async fn four_mib_requests_are_accepted_and_data_survives_restart() {
 async fn scoped_tokens_get_permission_denied() {
     use herald_server::auth::TokenConfig;
     let dir = tempfile::tempdir().unwrap();
-    let mut config = herald_server::config::Config::default();
-    config.data_dir = dir.path().join("data");
+    let mut config = herald_server::config::Config { data_dir: dir.path().join("data"), ..Default::default() };
     config.listeners.grpc = "127.0.0.1:0".into();
     config.listeners.admin = "127.0.0.1:0".into();
     config.storage.auto_create = true;

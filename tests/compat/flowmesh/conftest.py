@@ -69,6 +69,9 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     reason = _skip_reason()
     if reason is None:
         return
+    if os.environ.get("HERALD_REQUIRE_SERVER") == "1":
+        # CI: a missing binary or client library is a failure, not a reason to pass with nothing tested.
+        raise pytest.UsageError(reason)
     marker = pytest.mark.skip(reason=reason)
     for item in items:
         if HERE in Path(item.path).resolve().parents:

@@ -5,9 +5,9 @@
 //! while the queue's lock is held so that the order on disk is the order in memory. Under `fsync = always` the
 //! caller is answered only after the batch is on disk (group commit, see `durability`).
 //!
-//! Reservations survive a restart: an in-flight job comes back in flight with its `reserve_until`, and the expiry scan
-//! treats it like any other reservation (redelivery with backoff, or dead-lettering). A worker that reserved a job
-//! just before a restart can therefore still ACK it, and nothing is delivered twice because of the restart alone.
+//! Attempts, backoff schedules, DLQ moves and counters survive a restart. Reservations do not: a job that was in flight
+//! when the server stopped is ready again at start-up with its attempts kept (D17, at-least-once), or dead-lettered
+//! if it had used them all.
 
 mod retry;
 mod state;
@@ -61,6 +61,15 @@ struct NewJob<'a> {
     delay_ns: i64,
 }
 
+/// When a failed delivery is retried.
+#[derive(Clone, Copy)]
+enum Retry {
+    /// After this many nanoseconds (an explicit NACK delay, or 0).
+    After(i64),
+    /// After the retry policy's backoff for the attempts made.
+    Backoff,
+}
+
 /// What happened to a job whose delivery failed (NACK or expiry).
 enum Failure {
     Requeued,
@@ -73,6 +82,7 @@ impl EmbeddedQueues {
         for res in q.registry.all(ResourceKind::Queue) {
             q.handle(&res)?;
         }
+        q.release_interrupted_reservations()?;
         Ok(q)
     }
 
@@ -198,15 +208,15 @@ impl EmbeddedQueues {
         self.handle(&res).map(Some)
     }
 
-    /// Handles a failed delivery of in-flight job `seq` (NACK without explicit delay, or expiry): requeue with the
-    /// explicit delay or the retry policy's backoff, or dead-letter it when it has used its attempts (D3).
+    /// Handles a failed delivery of in-flight job `seq` (NACK, visibility expiry, or a reservation cut short by a
+    /// restart): dead-letter it when it has used its attempts (D3), otherwise requeue it after `retry`.
     fn fail_delivery(
         &self,
         batch: &mut fjall::OwnedWriteBatch,
         h: &QueueHandle,
         st: &mut QueueState,
         seq: u64,
-        delay_seconds: i64,
+        retry: Retry,
     ) -> Result<Failure> {
         let policy = Self::policy(&h.res);
         let meta = st.get(seq).cloned().expect("caller checked the job is in flight");
@@ -232,14 +242,39 @@ impl EmbeddedQueues {
             dlq.available.notify_waiters();
             return Ok(Failure::DeadLettered { attempts: meta.attempts, max_attempts: policy.max_attempts });
         }
-        let delay_ns = if delay_seconds > 0 {
-            delay_seconds.saturating_mul(NANOS_PER_SEC)
-        } else {
-            retry::backoff_ns(&policy, meta.attempts)
+        let delay_ns = match retry {
+            Retry::After(ns) => ns,
+            Retry::Backoff => retry::backoff_ns(&policy, meta.attempts),
         };
         let requeued = st.requeue(seq, now.saturating_add(delay_ns)).expect("job exists");
         batch.insert(&self.store.job_state, Self::seq_key(h.res.rid, seq), requeued.encode());
         Ok(Failure::Requeued)
+    }
+
+    /// At start-up: every job that was in flight when the server stopped becomes ready again at once, keeping its
+    /// attempts (D17: at-least-once delivery; the worker's connection is gone). A job that had already used all its
+    /// attempts is dead-lettered instead, so a restart never gives a job an extra delivery.
+    fn release_interrupted_reservations(&self) -> Result<()> {
+        let handles: Vec<Arc<QueueHandle>> = self.queues.read().values().cloned().collect();
+        let mut released = 0;
+        for h in handles {
+            let mut st = h.state.lock();
+            let in_flight = st.expired(i64::MAX);
+            if in_flight.is_empty() {
+                continue;
+            }
+            let mut batch = self.store.batch();
+            for seq in &in_flight {
+                self.fail_delivery(&mut batch, &h, &mut st, *seq, Retry::After(0))?;
+            }
+            released += in_flight.len();
+            self.store.commit(batch)?;
+        }
+        if released > 0 {
+            self.store.sync_now()?;
+            tracing::info!(jobs = released, "jobs in flight at the last stop are ready again (or dead-lettered if out of attempts)");
+        }
+        Ok(())
     }
 
     /// Requeues or dead-letters every reservation that has run out. Called about every 200 ms (D4: ≤ 1 s).
@@ -256,7 +291,7 @@ impl EmbeddedQueues {
                 }
                 let mut batch = self.store.batch();
                 for seq in &expired {
-                    self.fail_delivery(&mut batch, &h, &mut st, *seq, 0)?;
+                    self.fail_delivery(&mut batch, &h, &mut st, *seq, Retry::Backoff)?;
                 }
                 total += expired.len();
                 self.store.commit(batch)?
@@ -378,7 +413,8 @@ impl Queues for EmbeddedQueues {
             let mut st = h.state.lock();
             let seq = st.inflight_seq(&id).ok_or_else(not_found)?;
             let mut batch = self.store.batch();
-            let outcome = self.fail_delivery(&mut batch, &h, &mut st, seq, delay_seconds.max(0))?;
+            let retry = if delay_seconds > 0 { Retry::After(delay_seconds.saturating_mul(NANOS_PER_SEC)) } else { Retry::Backoff };
+            let outcome = self.fail_delivery(&mut batch, &h, &mut st, seq, retry)?;
             (outcome, self.store.commit(batch)?)
         };
         self.store.durable(ticket).await?;

@@ -19,8 +19,8 @@ pub(crate) fn validate(p: &RetryPolicy) -> Result<()> {
     if p.max_backoff_seconds < p.initial_backoff_seconds {
         return fail("max_backoff_seconds must be >= initial_backoff_seconds");
     }
-    // `!(x > 0)` also rejects NaN.
-    if !(p.backoff_multiplier > 0.0) {
+    // NaN is not positive either.
+    if p.backoff_multiplier.is_nan() || p.backoff_multiplier <= 0.0 {
         return fail("backoff_multiplier must be positive");
     }
     if !matches!(p.backoff_strategy.as_str(), "fixed" | "linear" | "exponential") {

@@ -1,0 +1,4 @@
+"""Stubs generated from proto/flowmesh/v1/flowmesh.proto by python/tools/generate_proto.py.
+
+Do not edit these files by hand; run the script instead.
+"""
