@@ -4,7 +4,7 @@
 # suites, which start the real `herald` binary on port 0).
 #
 #   scripts/test.sh            everything
-#   HERALD_TEST_FAST=1 ...     skip clippy (quicker local loop)
+#   HERALD_TEST_FAST=1 ...     skip rustfmt and clippy (quicker local loop)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
@@ -22,7 +22,8 @@ step "Rust: build"
 cargo build --workspace --all-targets --locked 2>&1 | tail -n 3
 
 if [ -z "${HERALD_TEST_FAST:-}" ]; then
-  step "Rust: clippy"
+  step "Rust: format and clippy"
+  cargo fmt --all -- --check
   cargo clippy --workspace --all-targets --locked -- -D warnings 2>&1 | tail -n 20
 fi
 

@@ -9,6 +9,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         println!("cargo:rerun-if-changed={}", f.display());
     }
     let fds = protox::compile(&files, [&root])?;
-    tonic_prost_build::configure().build_client(true).build_server(true).compile_fds(fds)?;
+    tonic_prost_build::configure()
+        .build_client(true)
+        .build_server(true)
+        // `bytes` fields as `bytes::Bytes`: payloads are sliced out of the request buffer and handed to responses
+        // without copying.
+        .bytes(".")
+        .compile_fds(fds)?;
     Ok(())
 }

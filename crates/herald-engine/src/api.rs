@@ -129,7 +129,13 @@ pub trait Streams: Send + Sync {
     /// Appends all events or none; returns one offset per event, in order.
     async fn append(&self, stream: &ResourcePath, events: Vec<EventIn>) -> Result<Vec<i64>>;
     /// Messages with offset >= `offset`, ascending. `max_messages` is clamped as the contract says (≤0 → 100, >1000 → 1000).
-    async fn read(&self, stream: &ResourcePath, partition: i32, offset: i64, max_messages: i32) -> Result<Vec<StreamMessage>>;
+    async fn read(
+        &self,
+        stream: &ResourcePath,
+        partition: i32,
+        offset: i64,
+        max_messages: i32,
+    ) -> Result<Vec<StreamMessage>>;
     /// Offset of the last message, -1 if empty.
     async fn latest_offset(&self, stream: &ResourcePath, partition: i32) -> Result<i64>;
     async fn commit_offset(&self, stream: &ResourcePath, group: &str, partition: i32, offset: i64) -> Result<()>;
@@ -207,7 +213,13 @@ pub struct ReceiveOptions {
 #[async_trait]
 pub trait Queues: Send + Sync {
     /// Returns `(job_id, seq)`.
-    async fn enqueue(&self, queue: &ResourcePath, payload: Bytes, delay_seconds: i64, headers: Headers) -> Result<(String, i64)>;
+    async fn enqueue(
+        &self,
+        queue: &ResourcePath,
+        payload: Bytes,
+        delay_seconds: i64,
+        headers: Headers,
+    ) -> Result<(String, i64)>;
     /// Reserves up to `max_jobs` visible jobs (earliest `visible_at`, then lowest `seq`), long-polling if none is.
     async fn receive(&self, queue: &ResourcePath, options: ReceiveOptions) -> Result<Vec<Job>>;
     /// Idempotent: a job that is not in flight is a successful no-op.

@@ -80,12 +80,20 @@ pub(crate) struct StoredMessage {
     pub payload: Bytes,
 }
 
-pub(crate) fn encode_message(id: &[u8; 16], schema_version: i32, headers: &Headers, payload: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(1 + 16 + 4 + 4 + payload.len() + headers.len() * 16);
+/// Everything of a stored message but its payload, which follows it in the record value. The log writes the two
+/// parts back to back (`NewRecord::prefix`), so the payload is never copied into an intermediate buffer.
+pub(crate) fn encode_message_header(id: &[u8; 16], schema_version: i32, headers: &Headers) -> Vec<u8> {
+    let mut out = Vec::with_capacity(1 + 16 + 4 + 4 + headers.len() * 16);
     out.push(VERSION);
     out.extend_from_slice(id);
     out.extend_from_slice(&schema_version.to_be_bytes());
     put_headers(&mut out, headers);
+    out
+}
+
+#[cfg(test)]
+pub(crate) fn encode_message(id: &[u8; 16], schema_version: i32, headers: &Headers, payload: &[u8]) -> Vec<u8> {
+    let mut out = encode_message_header(id, schema_version, headers);
     out.extend_from_slice(payload);
     out
 }

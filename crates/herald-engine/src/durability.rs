@@ -38,7 +38,9 @@ impl FromStr for FsyncPolicy {
                     .strip_prefix("interval:")
                     .and_then(|ms| ms.trim().trim_end_matches("ms").parse::<u64>().ok())
                     .filter(|ms| *ms > 0)
-                    .ok_or_else(|| format!("invalid fsync policy {s:?}: use always, never or interval:<ms> (ms > 0)"))?;
+                    .ok_or_else(|| {
+                        format!("invalid fsync policy {s:?}: use always, never or interval:<ms> (ms > 0)")
+                    })?;
                 Ok(FsyncPolicy::Interval(Duration::from_millis(ms)))
             }
         }

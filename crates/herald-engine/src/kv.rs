@@ -7,7 +7,7 @@
 
 use crate::api::Kv;
 use crate::resources::Registry;
-use crate::store::{fjall_err, key2, read_i64, SharedStore};
+use crate::store::{SharedStore, fjall_err, key2, read_i64};
 use async_trait::async_trait;
 use bytes::Bytes;
 use herald_types::clock::NANOS_PER_SEC;
@@ -63,10 +63,11 @@ impl EmbeddedKv {
             let _guard = self.write_lock.lock();
             // Only delete the entry if it still has this expiry (it may have been overwritten since).
             if let Some((exp, _)) = self.load(entry_key)?
-                && exp == expires_at {
-                    batch.remove(&self.store.kv, entry_key.to_vec());
-                    removed += 1;
-                }
+                && exp == expires_at
+            {
+                batch.remove(&self.store.kv, entry_key.to_vec());
+                removed += 1;
+            }
             batch.remove(&self.store.kv_ttl, k.to_vec());
             if batch.len() >= 1024 {
                 self.store.commit(std::mem::replace(&mut batch, self.store.batch()))?;
@@ -100,9 +101,11 @@ impl Kv for EmbeddedKv {
             let _guard = self.write_lock.lock();
             let mut batch = self.store.batch();
             if let Some((old_exp, _)) = self.load(&entry_key)?
-                && old_exp != 0 && old_exp != expires_at {
-                    batch.remove(&self.store.kv_ttl, ttl_key(old_exp, &entry_key));
-                }
+                && old_exp != 0
+                && old_exp != expires_at
+            {
+                batch.remove(&self.store.kv_ttl, ttl_key(old_exp, &entry_key));
+            }
             if expires_at != 0 {
                 batch.insert(&self.store.kv_ttl, ttl_key(expires_at, &entry_key), Vec::new());
             }

@@ -100,7 +100,8 @@ impl Engine {
             config.fsync,
             config.segment_max_bytes,
         )?);
-        let queues = Arc::new(queues::EmbeddedQueues::open(Arc::clone(&registry), Arc::clone(&store), Arc::clone(&clock))?);
+        let queues =
+            Arc::new(queues::EmbeddedQueues::open(Arc::clone(&registry), Arc::clone(&store), Arc::clone(&clock))?);
         let kv = Arc::new(kv::EmbeddedKv::new(Arc::clone(&registry), Arc::clone(&store), clock));
         Ok(Engine {
             resources: Arc::new(resources::RegistryService(registry)),

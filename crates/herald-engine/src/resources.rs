@@ -7,7 +7,7 @@
 //! never need escaping on disk.
 
 use crate::api::{ResourceConfig, Resources};
-use crate::store::{fjall_err, SharedStore};
+use crate::store::{SharedStore, fjall_err};
 use crate::timefmt::rfc3339_nanos;
 use async_trait::async_trait;
 use herald_types::{Clock, HeraldError, ResourceKind, ResourcePath, Result};
@@ -52,13 +52,20 @@ impl Registry {
                 next_rid = next_rid.max(crate::store::read_u64(&v).unwrap_or(1));
                 continue;
             }
-            let rec: ResourceRecord = serde_json::from_slice(&v)
-                .map_err(|e| HeraldError::internal(format!("corrupt resource record {:?}: {e}", String::from_utf8_lossy(&k))))?;
+            let rec: ResourceRecord = serde_json::from_slice(&v).map_err(|e| {
+                HeraldError::internal(format!("corrupt resource record {:?}: {e}", String::from_utf8_lossy(&k)))
+            })?;
             let path = rec.config.path()?;
             next_rid = next_rid.max(rec.rid + 1);
             map.insert(path.clone(), Arc::new(Resource { rid: rec.rid, path, config: RwLock::new(rec.config) }));
         }
-        Ok(Registry { store, clock, auto_create, map: RwLock::new(map), create_lock: parking_lot::Mutex::new(next_rid) })
+        Ok(Registry {
+            store,
+            clock,
+            auto_create,
+            map: RwLock::new(map),
+            create_lock: parking_lot::Mutex::new(next_rid),
+        })
     }
 
     pub fn lookup(&self, path: &ResourcePath) -> Option<Arc<Resource>> {
@@ -142,7 +149,11 @@ impl Registry {
         next.updated_at = rfc3339_nanos(self.clock.now_ns());
         let rec = ResourceRecord { rid: res.rid, config: next.clone() };
         let mut batch = self.store.batch();
-        batch.insert(&self.store.resources, res.path.to_string(), serde_json::to_vec(&rec).expect("resource serialises"));
+        batch.insert(
+            &self.store.resources,
+            res.path.to_string(),
+            serde_json::to_vec(&rec).expect("resource serialises"),
+        );
         self.store.commit(batch)?;
         self.store.sync_now()?;
         *cfg = next.clone();

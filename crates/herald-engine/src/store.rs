@@ -42,7 +42,8 @@ fn storage_err(context: &str) -> impl Fn(fjall::Error) -> HeraldError + '_ {
 impl Store {
     pub fn open(dir: &Path, policy: FsyncPolicy) -> Result<Store> {
         let db = Database::builder(dir).open().map_err(storage_err("opening the state store"))?;
-        let ks = |name: &str| db.keyspace(name, KeyspaceCreateOptions::default).map_err(storage_err("opening a keyspace"));
+        let ks =
+            |name: &str| db.keyspace(name, KeyspaceCreateOptions::default).map_err(storage_err("opening a keyspace"));
         Ok(Store {
             resources: ks("resources")?,
             offsets: ks("offsets")?,
@@ -94,7 +95,6 @@ impl Store {
         self.sync.sync_all(|| self.db.persist(PersistMode::SyncData)).map_err(storage_err("syncing state to disk"))
     }
 }
-
 
 pub(crate) fn key2(rid: u64, rest: &[u8]) -> Vec<u8> {
     let mut k = Vec::with_capacity(8 + rest.len());

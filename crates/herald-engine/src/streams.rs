@@ -6,10 +6,10 @@
 //! (FlowMesh polls every 100 ms).
 
 use crate::api::{ConsumerGroupState, EventIn, StreamMessage, StreamTail, Streams};
-use crate::codec::{decode_message, encode_message};
+use crate::codec::{decode_message, encode_message_header};
 use crate::durability::FsyncPolicy;
 use crate::resources::{Registry, Resource};
-use crate::store::{fjall_err, key2, read_i64, SharedStore};
+use crate::store::{SharedStore, fjall_err, key2, read_i64};
 use async_trait::async_trait;
 use herald_log::{Log, LogOptions, NewRecord, Retention};
 use herald_types::{Clock, HeraldError, ResourcePath, Result};
@@ -91,7 +91,11 @@ impl EmbeddedStreams {
             return Ok(Arc::clone(s));
         }
         let dir = self.dir.join(res.rid.to_string()).join("p0");
-        let opts = LogOptions { segment_max_bytes: self.segment_max_bytes, retention: retention_of(res), ..LogOptions::default() };
+        let opts = LogOptions {
+            segment_max_bytes: self.segment_max_bytes,
+            retention: retention_of(res),
+            ..LogOptions::default()
+        };
         let (log, report) = Log::open(&dir, opts).map_err(log_err("opening stream log"))?;
         if report.lost_anything() {
             tracing::warn!(stream = %res.path, %report, "stream log recovered with data loss at the torn tail");
@@ -166,15 +170,7 @@ impl EmbeddedStreams {
     }
 }
 
-pub(crate) fn hex_id(bytes: &[u8; 16]) -> String {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    let mut s = String::with_capacity(32);
-    for b in bytes {
-        s.push(HEX[(b >> 4) as usize] as char);
-        s.push(HEX[(b & 15) as usize] as char);
-    }
-    s
-}
+pub(crate) use herald_types::id::to_hex as hex_id;
 
 /// Lag as FlowMesh defines it (§1.4).
 fn lag(latest: i64, committed: i64) -> i64 {
@@ -199,14 +195,13 @@ impl Streams for EmbeddedStreams {
         let res = self.registry.require_or_create(stream)?;
         let state = self.state(&res)?;
         let now = self.clock.now_ns();
-        let values: Vec<Vec<u8>> = events
+        let heads: Vec<Vec<u8>> =
+            events.iter().map(|e| encode_message_header(&herald_types::id::new_id_bytes(), 0, &e.headers)).collect();
+        let records: Vec<NewRecord<'_>> = heads
             .iter()
-            .map(|e| {
-                let id = rand_id();
-                encode_message(&id, 0, &e.headers, &e.payload)
-            })
+            .zip(&events)
+            .map(|(head, e)| NewRecord { timestamp: now, prefix: head, value: &e.payload })
             .collect();
-        let records: Vec<NewRecord<'_>> = values.iter().map(|v| NewRecord { timestamp: now, value: v }).collect();
         let outcome = state.log.append(&records).map_err(log_err("appending to stream"))?;
         if self.policy == FsyncPolicy::Always {
             let st = Arc::clone(&state);
@@ -227,7 +222,13 @@ impl Streams for EmbeddedStreams {
         Ok((outcome.first_offset..=outcome.last_offset).map(|o| o as i64).collect())
     }
 
-    async fn read(&self, stream: &ResourcePath, partition: i32, offset: i64, max_messages: i32) -> Result<Vec<StreamMessage>> {
+    async fn read(
+        &self,
+        stream: &ResourcePath,
+        partition: i32,
+        offset: i64,
+        max_messages: i32,
+    ) -> Result<Vec<StreamMessage>> {
         if offset < 0 {
             return Err(HeraldError::invalid("offset cannot be negative"));
         }
@@ -255,7 +256,11 @@ impl Streams for EmbeddedStreams {
         }
         let res = self.registry.require(stream)?;
         let mut batch = self.store.batch();
-        batch.insert(&self.store.offsets, Self::offset_key(res.rid, group, partition.max(0)), offset.to_be_bytes().to_vec());
+        batch.insert(
+            &self.store.offsets,
+            Self::offset_key(res.rid, group, partition.max(0)),
+            offset.to_be_bytes().to_vec(),
+        );
         self.store.commit_durable(batch).await
     }
 
@@ -307,7 +312,13 @@ impl Streams for EmbeddedStreams {
         Ok(out)
     }
 
-    async fn subscribe(&self, stream: &ResourcePath, group: &str, partition: i32, start_offset: i64) -> Result<Box<dyn StreamTail>> {
+    async fn subscribe(
+        &self,
+        stream: &ResourcePath,
+        group: &str,
+        partition: i32,
+        start_offset: i64,
+    ) -> Result<Box<dyn StreamTail>> {
         let res = self.registry.require(stream)?;
         let partition = partition.max(0);
         let state = self.state(&res)?;
@@ -320,10 +331,6 @@ impl Streams for EmbeddedStreams {
         let rx = state.next_tx.subscribe();
         Ok(Box::new(Tail { state, next: start, rx, partition }))
     }
-}
-
-fn rand_id() -> [u8; 16] {
-    herald_types::id::id_bytes(&herald_types::id::new_id()).expect("new_id is 32 hex")
 }
 
 struct Tail {

@@ -1,7 +1,7 @@
 //! Timestamp text formats the contracts use.
 
-use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
 
 /// RFC 3339 in UTC with nanoseconds, e.g. `2024-12-19T00:00:00.123456789Z` (resource `created_at`).
 pub fn rfc3339_nanos(ns: i64) -> String {

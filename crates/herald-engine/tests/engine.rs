@@ -63,7 +63,13 @@ async fn visibility_expiry_redelivers_with_backoff_then_dead_letters() {
     qs.enqueue(&queue, Bytes::from_static(b"job"), 0, Headers::new()).await.unwrap();
     qs.set_retry_policy(
         &queue,
-        RetryPolicy { max_attempts: 2, initial_backoff_seconds: 5, max_backoff_seconds: 60, backoff_multiplier: 2.0, backoff_strategy: "exponential".into() },
+        RetryPolicy {
+            max_attempts: 2,
+            initial_backoff_seconds: 5,
+            max_backoff_seconds: 60,
+            backoff_multiplier: 2.0,
+            backoff_strategy: "exponential".into(),
+        },
     )
     .await
     .unwrap();
@@ -108,7 +114,13 @@ async fn nack_dead_letters_with_failed_precondition_and_replay_moves_it_back() {
     let (id, _) = qs.enqueue(&queue, Bytes::from_static(b"poison"), 0, h).await.unwrap();
     qs.set_retry_policy(
         &queue,
-        RetryPolicy { max_attempts: 1, initial_backoff_seconds: 1, max_backoff_seconds: 1, backoff_multiplier: 1.0, backoff_strategy: "fixed".into() },
+        RetryPolicy {
+            max_attempts: 1,
+            initial_backoff_seconds: 1,
+            max_backoff_seconds: 1,
+            backoff_multiplier: 1.0,
+            backoff_strategy: "fixed".into(),
+        },
     )
     .await
     .unwrap();
@@ -152,7 +164,11 @@ async fn queue_state_survives_a_restart_without_duplicates_or_fresh_attempts() {
     assert_eq!((st.total_jobs, st.pending_jobs, st.in_flight_jobs, st.completed_jobs), (4, 3, 0, 1));
     let next = qs.receive(&queue, now_opts(10, 60)).await.unwrap();
     let payloads: Vec<&[u8]> = next.iter().map(|j| &j.payload[..]).collect();
-    assert_eq!(payloads, [&b"j3"[..], b"j2"], "j3 (visible since enqueue) before j2 (visible since the restart); j1 waits out its NACK delay");
+    assert_eq!(
+        payloads,
+        [&b"j3"[..], b"j2"],
+        "j3 (visible since enqueue) before j2 (visible since the restart); j1 waits out its NACK delay"
+    );
     assert_eq!((next[0].attempts, next[1].attempts), (1, 2));
     assert_eq!(next[1].id, got[2].id);
     f.clock.advance_secs(100);
@@ -168,7 +184,13 @@ async fn a_job_in_flight_with_no_attempts_left_is_dead_lettered_at_restart() {
     let f = fixture();
     let queue = q("last-try");
     f.engine.queues.enqueue(&queue, Bytes::from_static(b"x"), 0, Headers::new()).await.unwrap();
-    let policy = RetryPolicy { max_attempts: 1, initial_backoff_seconds: 1, max_backoff_seconds: 1, backoff_multiplier: 1.0, backoff_strategy: "fixed".into() };
+    let policy = RetryPolicy {
+        max_attempts: 1,
+        initial_backoff_seconds: 1,
+        max_backoff_seconds: 1,
+        backoff_multiplier: 1.0,
+        backoff_strategy: "fixed".into(),
+    };
     f.engine.queues.set_retry_policy(&queue, policy).await.unwrap();
     f.engine.queues.receive(&queue, now_opts(1, 60)).await.unwrap();
     let f = f.reopen();

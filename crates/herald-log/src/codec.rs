@@ -45,7 +45,25 @@ pub const MAX_FRAME_BYTES: usize = MAX_FRAME_LEN as usize + 4;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct NewRecord<'a> {
     pub timestamp: i64,
+    /// Bytes stored in front of `value`, as part of the same record value. Lets a caller put its own small header
+    /// before a large payload without first copying both into one buffer. Usually empty.
+    pub prefix: &'a [u8],
     pub value: &'a [u8],
+}
+
+impl<'a> NewRecord<'a> {
+    pub fn new(timestamp: i64, value: &'a [u8]) -> Self {
+        NewRecord { timestamp, prefix: &[], value }
+    }
+
+    /// The stored value's length: prefix and value together.
+    pub fn len(&self) -> usize {
+        self.prefix.len() + self.value.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
 }
 
 /// Why a byte sequence is not (and can never become) a valid frame.
@@ -129,10 +147,7 @@ pub struct SegmentHeader {
 
 impl SegmentHeader {
     pub fn new(base_offset: u64) -> Self {
-        SegmentHeader {
-            version: FORMAT_VERSION,
-            base_offset,
-        }
+        SegmentHeader { version: FORMAT_VERSION, base_offset }
     }
 
     pub fn encode(&self) -> [u8; SEGMENT_HEADER_LEN] {
@@ -172,10 +187,7 @@ impl SegmentHeader {
             return Err(HeaderError::UnsupportedVersion(version));
         }
         let base_offset = le_u64(buf, 16).ok_or(HeaderError::Short(buf.len()))?;
-        Ok(SegmentHeader {
-            version,
-            base_offset,
-        })
+        Ok(SegmentHeader { version, base_offset })
     }
 }
 
@@ -203,8 +215,7 @@ impl FrameHeader {
 
     /// The offset after the frame's last record. Cannot overflow: [`peek_header`] rejects frames where it would.
     pub fn next_offset(&self) -> u64 {
-        self.base_offset
-            .saturating_add(u64::from(self.record_count))
+        self.base_offset.saturating_add(u64::from(self.record_count))
     }
 }
 
@@ -243,19 +254,12 @@ impl<'a> Frame<'a> {
     }
 
     pub fn records(&self) -> RecordIter<'a> {
-        RecordIter {
-            rest: self.records,
-            next_offset: self.header.base_offset,
-            remaining: self.header.record_count,
-        }
+        RecordIter { rest: self.records, next_offset: self.header.base_offset, remaining: self.header.record_count }
     }
 
     /// The largest record timestamp in the frame.
     pub fn max_timestamp(&self) -> i64 {
-        self.records()
-            .map(|r| r.timestamp)
-            .max()
-            .unwrap_or(i64::MIN)
+        self.records().map(|r| r.timestamp).max().unwrap_or(i64::MIN)
     }
 }
 
@@ -285,11 +289,7 @@ impl<'a> Iterator for RecordIter<'a> {
         // The structure was validated by decode_frame; stay defensive anyway and end the iteration rather than
         // panic if that ever stops being true.
         let (timestamp, value, rest) = split_record(self.rest)?;
-        let item = RecordRef {
-            offset: self.next_offset,
-            timestamp,
-            value,
-        };
+        let item = RecordRef { offset: self.next_offset, timestamp, value };
         self.rest = rest;
         self.remaining -= 1;
         self.next_offset = self.next_offset.saturating_add(1);
@@ -325,9 +325,7 @@ pub fn peek_header(buf: &[u8]) -> Result<Option<FrameHeader>, DecodeError> {
     if frame_len > MAX_FRAME_LEN {
         return Err(DecodeError::LengthTooLarge(frame_len));
     }
-    let (Some(crc), Some(base_offset), Some(record_count)) =
-        (le_u32(buf, 4), le_u64(buf, 8), le_u32(buf, 16))
-    else {
+    let (Some(crc), Some(base_offset), Some(record_count)) = (le_u32(buf, 4), le_u64(buf, 8), le_u32(buf, 16)) else {
         return Ok(None);
     };
     if record_count == 0 {
@@ -335,23 +333,12 @@ pub fn peek_header(buf: &[u8]) -> Result<Option<FrameHeader>, DecodeError> {
     }
     let min_len = u64::from(FRAME_LEN_FIXED) + u64::from(record_count) * RECORD_HEADER_LEN as u64;
     if min_len > u64::from(frame_len) {
-        return Err(DecodeError::TooManyRecords {
-            count: record_count,
-            frame_len,
-        });
+        return Err(DecodeError::TooManyRecords { count: record_count, frame_len });
     }
     if base_offset.checked_add(u64::from(record_count)).is_none() {
-        return Err(DecodeError::OffsetOverflow {
-            base_offset,
-            count: record_count,
-        });
+        return Err(DecodeError::OffsetOverflow { base_offset, count: record_count });
     }
-    Ok(Some(FrameHeader {
-        frame_len,
-        crc,
-        base_offset,
-        record_count,
-    }))
+    Ok(Some(FrameHeader { frame_len, crc, base_offset, record_count }))
 }
 
 /// Decodes the frame at the start of `buf`.
@@ -368,10 +355,7 @@ pub fn decode_frame(buf: &[u8]) -> Result<Option<(Frame<'_>, usize)>, DecodeErro
     };
     let computed = crc32fast::hash(&frame[8..]);
     if computed != header.crc {
-        return Err(DecodeError::ChecksumMismatch {
-            stored: header.crc,
-            computed,
-        });
+        return Err(DecodeError::ChecksumMismatch { stored: header.crc, computed });
     }
     let records = &frame[FRAME_HEADER_LEN..];
     let mut rest = records;
@@ -394,9 +378,7 @@ pub fn encoded_len(records: &[NewRecord<'_>]) -> Result<usize, EncodeError> {
     }
     let mut total = FRAME_HEADER_LEN as u64;
     for r in records {
-        total = total
-            .saturating_add(RECORD_HEADER_LEN as u64)
-            .saturating_add(r.value.len() as u64);
+        total = total.saturating_add(RECORD_HEADER_LEN as u64).saturating_add(r.len() as u64);
     }
     if total > MAX_FRAME_BYTES as u64 {
         return Err(EncodeError::TooLarge { bytes: total });
@@ -429,18 +411,14 @@ impl PreparedFrame {
         let mut max_timestamp = i64::MIN;
         for r in records {
             bytes.extend_from_slice(&r.timestamp.to_le_bytes());
-            bytes.extend_from_slice(&(r.value.len() as u32).to_le_bytes());
+            bytes.extend_from_slice(&(r.len() as u32).to_le_bytes());
+            bytes.extend_from_slice(r.prefix);
             bytes.extend_from_slice(r.value);
             max_timestamp = max_timestamp.max(r.timestamp);
         }
         let mut records_crc = Hasher::new();
         records_crc.update(&bytes[FRAME_HEADER_LEN..]);
-        Ok(PreparedFrame {
-            bytes,
-            records_crc,
-            record_count,
-            max_timestamp,
-        })
+        Ok(PreparedFrame { bytes, records_crc, record_count, max_timestamp })
     }
 
     pub fn len(&self) -> usize {
@@ -461,14 +439,8 @@ impl PreparedFrame {
 
     /// Stamps the base offset and checksum and returns the finished frame bytes.
     pub fn finish(&mut self, base_offset: u64) -> Result<&[u8], EncodeError> {
-        if base_offset
-            .checked_add(u64::from(self.record_count))
-            .is_none()
-        {
-            return Err(EncodeError::OffsetOverflow {
-                base_offset,
-                count: self.record_count as usize,
-            });
+        if base_offset.checked_add(u64::from(self.record_count)).is_none() {
+            return Err(EncodeError::OffsetOverflow { base_offset, count: self.record_count as usize });
         }
         self.bytes[8..16].copy_from_slice(&base_offset.to_le_bytes());
         let mut crc = Hasher::new();
@@ -480,11 +452,7 @@ impl PreparedFrame {
 }
 
 /// Encodes a complete frame and appends it to `out`; returns the number of bytes written.
-pub fn encode_frame(
-    base_offset: u64,
-    records: &[NewRecord<'_>],
-    out: &mut Vec<u8>,
-) -> Result<usize, EncodeError> {
+pub fn encode_frame(base_offset: u64, records: &[NewRecord<'_>], out: &mut Vec<u8>) -> Result<usize, EncodeError> {
     let mut frame = PreparedFrame::new(records)?;
     let bytes = frame.finish(base_offset)?;
     out.extend_from_slice(bytes);
@@ -515,10 +483,7 @@ pub fn fuzz_decode(data: &[u8]) {
                 check_decoded_frame(&frame, &buf[..used]);
                 for cut in [0, 1, 3, 4, 19, 20, 21, used / 2, used - 1] {
                     if cut < used {
-                        assert!(
-                            matches!(decode_frame(&buf[..cut]), Ok(None)),
-                            "prefix {cut} of {used} not incomplete"
-                        );
+                        assert!(matches!(decode_frame(&buf[..cut]), Ok(None)), "prefix {cut} of {used} not incomplete");
                     }
                 }
                 pos += used;
@@ -537,16 +502,10 @@ fn check_decoded_frame(frame: &Frame<'_>, bytes: &[u8]) {
     for (i, r) in records.iter().enumerate() {
         assert_eq!(r.offset, frame.base_offset() + i as u64);
     }
-    let new: Vec<NewRecord<'_>> = records
-        .iter()
-        .map(|r| NewRecord {
-            timestamp: r.timestamp,
-            value: r.value,
-        })
-        .collect();
+    let new: Vec<NewRecord<'_>> =
+        records.iter().map(|r| NewRecord { timestamp: r.timestamp, prefix: &[], value: r.value }).collect();
     let mut out = Vec::new();
-    let written =
-        encode_frame(frame.base_offset(), &new, &mut out).expect("a decoded frame re-encodes");
+    let written = encode_frame(frame.base_offset(), &new, &mut out).expect("a decoded frame re-encodes");
     assert_eq!(written, bytes.len());
     assert_eq!(out, bytes, "re-encoding differs from the decoded bytes");
 }
@@ -562,10 +521,7 @@ mod tests {
         let records: Vec<NewRecord<'_>> = values
             .iter()
             .enumerate()
-            .map(|(i, v)| NewRecord {
-                timestamp: 1_000 + i as i64,
-                value: v,
-            })
+            .map(|(i, v)| NewRecord { timestamp: 1_000 + i as i64, prefix: &[], value: v })
             .collect();
         let mut out = Vec::new();
         encode_frame(base, &records, &mut out).unwrap();
@@ -581,33 +537,31 @@ mod tests {
         assert_eq!(frame.next_offset(), 45);
         assert_eq!(frame.max_timestamp(), 1_002);
         let recs: Vec<_> = frame.records().collect();
-        assert_eq!(
-            recs[0],
-            RecordRef {
-                offset: 42,
-                timestamp: 1_000,
-                value: b"alpha"
-            }
-        );
-        assert_eq!(
-            recs[1],
-            RecordRef {
-                offset: 43,
-                timestamp: 1_001,
-                value: b""
-            }
-        );
+        assert_eq!(recs[0], RecordRef { offset: 42, timestamp: 1_000, value: b"alpha" });
+        assert_eq!(recs[1], RecordRef { offset: 43, timestamp: 1_001, value: b"" });
         assert_eq!(recs[2].value, b"gamma-gamma");
+    }
+
+    #[test]
+    fn a_prefix_is_stored_in_front_of_the_value() {
+        let records = [
+            NewRecord { timestamp: 1, prefix: b"head:", value: b"body" },
+            NewRecord { timestamp: 2, prefix: b"only-prefix", value: b"" },
+            NewRecord::new(3, b"plain"),
+        ];
+        assert_eq!(encoded_len(&records).unwrap(), FRAME_HEADER_LEN + 3 * 12 + 9 + 11 + 5);
+        let mut bytes = Vec::new();
+        encode_frame(7, &records, &mut bytes).unwrap();
+        let (frame, _) = decode_frame(&bytes).unwrap().unwrap();
+        let values: Vec<&[u8]> = frame.records().map(|r| r.value).collect();
+        assert_eq!(values, [&b"head:body"[..], b"only-prefix", b"plain"]);
     }
 
     #[test]
     fn every_prefix_is_incomplete() {
         let bytes = sample_frame(7);
         for cut in 0..bytes.len() {
-            assert!(
-                matches!(decode_frame(&bytes[..cut]), Ok(None)),
-                "cut at {cut}"
-            );
+            assert!(matches!(decode_frame(&bytes[..cut]), Ok(None)), "cut at {cut}");
         }
     }
 
@@ -640,31 +594,19 @@ mod tests {
     #[test]
     fn rejects_bad_lengths_and_counts() {
         let mut zero = vec![0u8; 64];
-        assert_eq!(
-            decode_frame(&zero).unwrap_err(),
-            DecodeError::LengthTooSmall(0)
-        );
+        assert_eq!(decode_frame(&zero).unwrap_err(), DecodeError::LengthTooSmall(0));
         zero[0..4].copy_from_slice(&u32::MAX.to_le_bytes());
-        assert_eq!(
-            decode_frame(&zero).unwrap_err(),
-            DecodeError::LengthTooLarge(u32::MAX)
-        );
+        assert_eq!(decode_frame(&zero).unwrap_err(), DecodeError::LengthTooLarge(u32::MAX));
 
         let mut bytes = sample_frame(0);
         bytes[16..20].copy_from_slice(&0u32.to_le_bytes());
         assert_eq!(peek_header(&bytes).unwrap_err(), DecodeError::NoRecords);
         bytes[16..20].copy_from_slice(&1_000_000u32.to_le_bytes());
-        assert!(matches!(
-            peek_header(&bytes),
-            Err(DecodeError::TooManyRecords { .. })
-        ));
+        assert!(matches!(peek_header(&bytes), Err(DecodeError::TooManyRecords { .. })));
 
         let mut bytes = sample_frame(0);
         bytes[8..16].copy_from_slice(&(u64::MAX - 1).to_le_bytes());
-        assert!(matches!(
-            peek_header(&bytes),
-            Err(DecodeError::OffsetOverflow { .. })
-        ));
+        assert!(matches!(peek_header(&bytes), Err(DecodeError::OffsetOverflow { .. })));
     }
 
     #[test]
@@ -676,28 +618,14 @@ mod tests {
         bytes[first_value_len_at..first_value_len_at + 4].copy_from_slice(&1_000u32.to_le_bytes());
         let crc = crc32fast::hash(&bytes[8..]);
         bytes[4..8].copy_from_slice(&crc.to_le_bytes());
-        assert!(matches!(
-            decode_frame(&bytes),
-            Err(DecodeError::RecordOverrun { .. })
-        ));
+        assert!(matches!(decode_frame(&bytes), Err(DecodeError::RecordOverrun { .. })));
 
         let mut bytes = Vec::new();
-        encode_frame(
-            0,
-            &[NewRecord {
-                timestamp: 0,
-                value: b"alpha",
-            }],
-            &mut bytes,
-        )
-        .unwrap();
+        encode_frame(0, &[NewRecord { timestamp: 0, prefix: &[], value: b"alpha" }], &mut bytes).unwrap();
         bytes[first_value_len_at..first_value_len_at + 4].copy_from_slice(&2u32.to_le_bytes());
         let crc = crc32fast::hash(&bytes[8..]);
         bytes[4..8].copy_from_slice(&crc.to_le_bytes());
-        assert!(matches!(
-            decode_frame(&bytes),
-            Err(DecodeError::TrailingBytes(3))
-        ));
+        assert!(matches!(decode_frame(&bytes), Err(DecodeError::TrailingBytes(3))));
     }
 
     #[test]
@@ -705,42 +633,24 @@ mod tests {
         assert_eq!(encoded_len(&[]), Err(EncodeError::Empty));
         let big = vec![0u8; MAX_FRAME_BYTES];
         assert!(matches!(
-            encoded_len(&[NewRecord {
-                timestamp: 0,
-                value: &big
-            }]),
+            encoded_len(&[NewRecord { timestamp: 0, prefix: &[], value: &big }]),
             Err(EncodeError::TooLarge { .. })
         ));
         let mut out = Vec::new();
-        let r = [NewRecord {
-            timestamp: 0,
-            value: b"x",
-        }];
-        assert!(matches!(
-            encode_frame(u64::MAX, &r, &mut out),
-            Err(EncodeError::OffsetOverflow { .. })
-        ));
+        let r = [NewRecord { timestamp: 0, prefix: &[], value: b"x" }];
+        assert!(matches!(encode_frame(u64::MAX, &r, &mut out), Err(EncodeError::OffsetOverflow { .. })));
         assert!(encode_frame(u64::MAX - 1, &r, &mut out).is_ok());
     }
 
     #[test]
     fn prepared_frame_matches_direct_hash() {
         let records = [
-            NewRecord {
-                timestamp: -5,
-                value: b"combine me",
-            },
-            NewRecord {
-                timestamp: 5,
-                value: b"!",
-            },
+            NewRecord { timestamp: -5, prefix: &[], value: b"combine me" },
+            NewRecord { timestamp: 5, prefix: &[], value: b"!" },
         ];
         let mut prepared = PreparedFrame::new(&records).unwrap();
         let bytes = prepared.finish(1234).unwrap().to_vec();
-        assert_eq!(
-            crc32fast::hash(&bytes[8..]),
-            u32::from_le_bytes(bytes[4..8].try_into().unwrap())
-        );
+        assert_eq!(crc32fast::hash(&bytes[8..]), u32::from_le_bytes(bytes[4..8].try_into().unwrap()));
         assert!(decode_frame(&bytes).unwrap().is_some());
     }
 
@@ -749,10 +659,7 @@ mod tests {
         let h = SegmentHeader::new(123_456);
         let bytes = h.encode();
         assert_eq!(SegmentHeader::decode(&bytes), Ok(h));
-        assert_eq!(
-            SegmentHeader::decode(&bytes[..10]),
-            Err(HeaderError::Short(10))
-        );
+        assert_eq!(SegmentHeader::decode(&bytes[..10]), Err(HeaderError::Short(10)));
         for i in 0..bytes.len() {
             let mut damaged = bytes;
             damaged[i] ^= 0x10;
@@ -763,10 +670,7 @@ mod tests {
         newer[8..12].copy_from_slice(&2u32.to_le_bytes());
         let crc = crc32fast::hash(&newer[0..28]);
         newer[28..32].copy_from_slice(&crc.to_le_bytes());
-        assert_eq!(
-            SegmentHeader::decode(&newer),
-            Err(HeaderError::UnsupportedVersion(2))
-        );
+        assert_eq!(SegmentHeader::decode(&newer), Err(HeaderError::UnsupportedVersion(2)));
     }
 
     /// Thousands of deterministic random, truncated and mutated buffers through every decoder: none may panic.
@@ -781,9 +685,7 @@ mod tests {
             let kind = rng.random_range(0..5);
             let input: Vec<u8> = match kind {
                 // Pure noise of random length.
-                0 => (0..rng.random_range(0..256))
-                    .map(|_| rng.random())
-                    .collect(),
+                0 => (0..rng.random_range(0..256)).map(|_| rng.random()).collect(),
                 // Valid frames, truncated anywhere.
                 1 => valid[..rng.random_range(0..=valid.len())].to_vec(),
                 // Valid frames with a few random bytes overwritten.
@@ -804,8 +706,7 @@ mod tests {
                 }
                 // Garbage between and around valid frames.
                 _ => {
-                    let mut v: Vec<u8> =
-                        (0..rng.random_range(0..40)).map(|_| rng.random()).collect();
+                    let mut v: Vec<u8> = (0..rng.random_range(0..40)).map(|_| rng.random()).collect();
                     v.extend_from_slice(&valid);
                     v.extend((0..rng.random_range(0..40)).map(|_| rng.random::<u8>()));
                     v

@@ -26,11 +26,7 @@ pub enum LogError {
     /// Stored data failed its checksum or structure checks. Returned by reads that reach damaged bytes in a sealed
     /// segment; recovery never returns it for the active segment, which it truncates instead.
     #[error("corrupt log data in {} at byte {position}: {reason}", path.display())]
-    Corrupt {
-        path: PathBuf,
-        position: u64,
-        reason: String,
-    },
+    Corrupt { path: PathBuf, position: u64, reason: String },
 
     /// A file was written by a newer format version. The log refuses to open rather than risk "repairing" it.
     #[error("{} uses segment format version {version}, which this build cannot read", path.display())]
@@ -50,10 +46,7 @@ impl From<EncodeError> for LogError {
     fn from(e: EncodeError) -> Self {
         match e {
             EncodeError::Empty => LogError::EmptyBatch,
-            EncodeError::TooLarge { bytes } => LogError::BatchTooLarge {
-                bytes,
-                limit: MAX_FRAME_BYTES as u64,
-            },
+            EncodeError::TooLarge { bytes } => LogError::BatchTooLarge { bytes, limit: MAX_FRAME_BYTES as u64 },
             EncodeError::OffsetOverflow { .. } => LogError::OffsetOverflow,
         }
     }

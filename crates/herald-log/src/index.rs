@@ -97,9 +97,7 @@ pub fn newer_version(buf: &[u8]) -> Option<u32> {
 
 /// Parses an `.index` file's bytes into `(relative_offset, position)` pairs.
 pub fn parse_offset_index(buf: &[u8]) -> Result<Vec<(u32, u32)>, IndexError> {
-    Ok(entries_of(buf, &OFFSET_INDEX_MAGIC, OFFSET_ENTRY_LEN)?
-        .map(|c| (u32_at(c, 0), u32_at(c, 4)))
-        .collect())
+    Ok(entries_of(buf, &OFFSET_INDEX_MAGIC, OFFSET_ENTRY_LEN)?.map(|c| (u32_at(c, 0), u32_at(c, 4))).collect())
 }
 
 /// Parses a `.timeindex` file's bytes into entries.
@@ -120,10 +118,7 @@ pub fn parse_time_index(buf: &[u8]) -> Result<Vec<IndexEntry>, IndexError> {
 /// Combines the two files' contents into one entry list and checks that it is internally consistent: same entries
 /// in both files, offsets and positions strictly increasing, timestamps non-decreasing, positions after the
 /// segment header. Whether the entries match the data is checked by the caller, which has the data.
-pub fn combine(
-    offsets: &[(u32, u32)],
-    times: &[IndexEntry],
-) -> Result<Vec<IndexEntry>, IndexError> {
+pub fn combine(offsets: &[(u32, u32)], times: &[IndexEntry]) -> Result<Vec<IndexEntry>, IndexError> {
     if offsets.len() != times.len() {
         return Err(IndexError::Mismatch);
     }
@@ -293,11 +288,7 @@ mod tests {
     use super::*;
 
     fn e(rel: u32, pos: u32, ts: i64) -> IndexEntry {
-        IndexEntry {
-            relative_offset: rel,
-            position: pos,
-            max_timestamp_before: ts,
-        }
+        IndexEntry { relative_offset: rel, position: pos, max_timestamp_before: ts }
     }
 
     #[test]
@@ -323,10 +314,7 @@ mod tests {
         let path = offset_index_path(dir.path(), 0);
         let good = fs::read(&path).unwrap();
         fs::write(&path, &good[..good.len() - 3]).unwrap();
-        assert!(matches!(
-            load(dir.path(), 0),
-            Err(IndexError::PartialEntry(_))
-        ));
+        assert!(matches!(load(dir.path(), 0), Err(IndexError::PartialEntry(_))));
         fs::write(&path, &good[..good.len() - OFFSET_ENTRY_LEN]).unwrap();
         assert_eq!(load(dir.path(), 0), Err(IndexError::Mismatch));
         let mut bad = good.clone();
@@ -338,16 +326,10 @@ mod tests {
     #[test]
     fn order_is_checked() {
         let times = vec![e(5, 100, 0), e(4, 200, 0)];
-        let offsets: Vec<_> = times
-            .iter()
-            .map(|t| (t.relative_offset, t.position))
-            .collect();
+        let offsets: Vec<_> = times.iter().map(|t| (t.relative_offset, t.position)).collect();
         assert_eq!(combine(&offsets, &times), Err(IndexError::OutOfOrder(1)));
         let times = vec![e(5, 100, 9), e(6, 200, 8)];
-        let offsets: Vec<_> = times
-            .iter()
-            .map(|t| (t.relative_offset, t.position))
-            .collect();
+        let offsets: Vec<_> = times.iter().map(|t| (t.relative_offset, t.position)).collect();
         assert_eq!(combine(&offsets, &times), Err(IndexError::OutOfOrder(1)));
     }
 

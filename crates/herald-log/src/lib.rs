@@ -25,8 +25,8 @@
 //! let (log, report) = Log::open(dir.path(), LogOptions::default())?;
 //! assert!(!report.lost_anything());
 //! let out = log.append(&[
-//!     NewRecord { timestamp: 1_700_000_000_000_000_000, value: b"hello" },
-//!     NewRecord { timestamp: 1_700_000_000_000_000_001, value: b"world" },
+//!     NewRecord { timestamp: 1_700_000_000_000_000_000, prefix: &[], value: b"hello" },
+//!     NewRecord { timestamp: 1_700_000_000_000_000_001, prefix: &[], value: b"world" },
 //! ])?;
 //! log.sync()?; // durable from here on
 //! let records = log.read(out.first_offset, 10, 1 << 20)?;
@@ -78,11 +78,7 @@ pub struct LogOptions {
 
 impl Default for LogOptions {
     fn default() -> Self {
-        LogOptions {
-            segment_max_bytes: 128 * 1024 * 1024,
-            index_interval_bytes: 4096,
-            retention: Retention::default(),
-        }
+        LogOptions { segment_max_bytes: 128 * 1024 * 1024, index_interval_bytes: 4096, retention: Retention::default() }
     }
 }
 

@@ -56,9 +56,7 @@ struct Inner {
 
 impl Inner {
     fn start_offset(&self) -> u64 {
-        self.sealed
-            .first()
-            .map_or(self.active.base_offset, |s| s.base_offset)
+        self.sealed.first().map_or(self.active.base_offset, |s| s.base_offset)
     }
 
     fn segments(&self) -> impl Iterator<Item = &Segment> {
@@ -71,10 +69,7 @@ impl Inner {
             return &self.active;
         }
         let after = self.sealed.partition_point(|s| s.base_offset <= offset);
-        after
-            .checked_sub(1)
-            .and_then(|i| self.sealed.get(i))
-            .unwrap_or(&self.active)
+        after.checked_sub(1).and_then(|i| self.sealed.get(i)).unwrap_or(&self.active)
     }
 
     fn check_usable(&self) -> Result<(), LogError> {
@@ -91,10 +86,7 @@ impl Inner {
 
 impl Log {
     /// Opens or creates the log in `dir`, running crash recovery (see [`RecoveryReport`]).
-    pub fn open(
-        dir: impl AsRef<Path>,
-        opts: LogOptions,
-    ) -> Result<(Log, RecoveryReport), LogError> {
+    pub fn open(dir: impl AsRef<Path>, opts: LogOptions) -> Result<(Log, RecoveryReport), LogError> {
         opts.validate()?;
         let dir = dir.as_ref().to_path_buf();
         let (sealed, active, report) = recovery::recover(&dir, &opts)?;
@@ -104,12 +96,7 @@ impl Log {
         let log = Log {
             dir,
             opts,
-            inner: Mutex::new(Inner {
-                sealed,
-                active,
-                total_bytes,
-                poisoned: None,
-            }),
+            inner: Mutex::new(Inner { sealed, active, total_bytes, poisoned: None }),
             sync_lock: Mutex::new(()),
             synced_offset: AtomicU64::new(synced),
             sync_calls: AtomicU64::new(0),
@@ -135,28 +122,17 @@ impl Log {
         inner.check_usable()?;
         let base = inner.active.next_offset;
         let bytes = frame.finish(base)?;
-        if inner.active.record_count() > 0 && inner.active.size + len > self.opts.segment_max_bytes
-        {
+        if inner.active.record_count() > 0 && inner.active.size + len > self.opts.segment_max_bytes {
             self.roll_locked(&mut inner)?;
         }
-        if let Err(e) =
-            inner
-                .active
-                .append(bytes, count, max_timestamp, self.opts.index_interval_bytes)
-        {
+        if let Err(e) = inner.active.append(bytes, count, max_timestamp, self.opts.index_interval_bytes) {
             if !e.rewound {
-                inner.poison(format!(
-                    "append failed and the partial frame could not be removed: {}",
-                    e.error
-                ));
+                inner.poison(format!("append failed and the partial frame could not be removed: {}", e.error));
             }
             return Err(e.error.into());
         }
         inner.total_bytes += len;
-        Ok(AppendOutcome {
-            first_offset: base,
-            last_offset: base + u64::from(count) - 1,
-        })
+        Ok(AppendOutcome { first_offset: base, last_offset: base + u64::from(count) - 1 })
     }
 
     /// Seals the active segment and starts a new one at the next offset. Lock: `inner` held.
@@ -238,18 +214,8 @@ impl Log {
     ///
     /// If damaged data is reached after some records were collected, those records are returned; the next read,
     /// starting at the damage, returns [`LogError::Corrupt`].
-    pub fn read(
-        &self,
-        from: u64,
-        max_records: usize,
-        max_bytes: usize,
-    ) -> Result<Vec<Record>, LogError> {
-        let mut batch = ReadBatch {
-            records: Vec::new(),
-            value_bytes: 0,
-            max_records,
-            max_bytes,
-        };
+    pub fn read(&self, from: u64, max_records: usize, max_bytes: usize) -> Result<Vec<Record>, LogError> {
+        let mut batch = ReadBatch { records: Vec::new(), value_bytes: 0, max_records, max_bytes };
         if max_records == 0 {
             return Ok(batch.records);
         }
@@ -299,10 +265,9 @@ impl Log {
         loop {
             let view = {
                 let inner = self.inner.lock();
-                let candidate = inner.segments().find(|s| {
-                    after.is_none_or(|a| s.base_offset > a)
-                        && s.max_timestamp.is_some_and(|m| m >= ts)
-                });
+                let candidate = inner
+                    .segments()
+                    .find(|s| after.is_none_or(|a| s.base_offset > a) && s.max_timestamp.is_some_and(|m| m >= ts));
                 match candidate {
                     Some(s) => s.view(s.time_hint(ts)),
                     None => return Ok(None),
@@ -324,11 +289,7 @@ impl Log {
             let mut inner = self.inner.lock();
             let stats: Vec<SegmentStat> = inner
                 .segments()
-                .map(|s| SegmentStat {
-                    records: s.record_count(),
-                    bytes: s.size,
-                    max_timestamp: s.max_timestamp,
-                })
+                .map(|s| SegmentStat { records: s.record_count(), bytes: s.size, max_timestamp: s.max_timestamp })
                 .collect();
             let n = retention::segments_to_remove(&stats, &self.opts.retention, now_ns);
             let removed: Vec<Segment> = inner.sealed.drain(..n).collect();
@@ -353,9 +314,10 @@ impl Log {
                 time_index_path(&self.dir, segment.base_offset),
             ] {
                 if let Err(e) = fs::remove_file(&path)
-                    && e.kind() != std::io::ErrorKind::NotFound {
-                        first_error.get_or_insert(e);
-                    }
+                    && e.kind() != std::io::ErrorKind::NotFound
+                {
+                    first_error.get_or_insert(e);
+                }
             }
         }
         sync_dir(&self.dir)?;
@@ -419,16 +381,9 @@ mod tests {
         fill(&log, 150);
         let next = log.next_offset();
         assert_eq!(next, 50 * (1 + 2 + 3));
-        assert!(
-            log.segment_count() > 5,
-            "only {} segments",
-            log.segment_count()
-        );
+        assert!(log.segment_count() > 5, "only {} segments", log.segment_count());
         assert_eq!(segment_files(dir.path()).len(), log.segment_count());
-        let on_disk: u64 = segment_files(dir.path())
-            .iter()
-            .map(|p| fs::metadata(p).unwrap().len())
-            .sum();
+        let on_disk: u64 = segment_files(dir.path()).iter().map(|p| fs::metadata(p).unwrap().len()).sum();
         assert_eq!(log.size_bytes(), on_disk);
 
         let all = read_all(&log);
@@ -461,33 +416,19 @@ mod tests {
         let before = {
             let (log, _) = Log::open(dir.path(), small_opts(700)).unwrap();
             fill(&log, 60);
-            (
-                read_all(&log),
-                log.next_offset(),
-                log.size_bytes(),
-                log.segment_count(),
-            )
+            (read_all(&log), log.next_offset(), log.size_bytes(), log.segment_count())
         };
         let (log, report) = Log::open(dir.path(), small_opts(700)).unwrap();
         assert!(!report.lost_anything(), "{report}");
         assert_eq!(report.indexes_rebuilt, 0, "{report}");
-        assert_eq!(
-            (report.segments, report.start_offset, report.next_offset),
-            (before.3, 0, before.1)
-        );
+        assert_eq!((report.segments, report.start_offset, report.next_offset), (before.3, 0, before.1));
         assert_eq!(read_all(&log), before.0);
-        assert_eq!(
-            (log.next_offset(), log.size_bytes(), log.segment_count()),
-            (before.1, before.2, before.3)
-        );
+        assert_eq!((log.next_offset(), log.size_bytes(), log.segment_count()), (before.1, before.2, before.3));
         assert_eq!(log.synced_offset(), log.next_offset());
 
         fill(&log, 10);
         assert_filled(&read_all(&log), 0);
-        assert_eq!(
-            log.offset_for_timestamp(ts_for(before.1 + 1)).unwrap(),
-            Some(before.1 + 1)
-        );
+        assert_eq!(log.offset_for_timestamp(ts_for(before.1 + 1)).unwrap(), Some(before.1 + 1));
     }
 
     #[test]
@@ -499,14 +440,8 @@ mod tests {
         assert_eq!(log.sync_count(), 0, "nothing to sync is a no-op");
 
         log.append(&[
-            NewRecord {
-                timestamp: 1,
-                value: b"a",
-            },
-            NewRecord {
-                timestamp: 2,
-                value: b"b",
-            },
+            NewRecord { timestamp: 1, prefix: &[], value: b"a" },
+            NewRecord { timestamp: 2, prefix: &[], value: b"b" },
         ])
         .unwrap();
         assert_eq!(log.read(0, 10, 100).unwrap().len(), 2);
@@ -534,51 +469,22 @@ mod tests {
         let (log, _) = Log::open(dir.path(), LogOptions::default()).unwrap();
         assert!(matches!(log.append(&[]), Err(LogError::EmptyBatch)));
         let mib = vec![0u8; 1 << 20];
-        let huge: Vec<NewRecord<'_>> = (0..65)
-            .map(|_| NewRecord {
-                timestamp: 0,
-                value: &mib,
-            })
-            .collect();
-        assert!(matches!(
-            log.append(&huge),
-            Err(LogError::BatchTooLarge { .. })
-        ));
+        let huge: Vec<NewRecord<'_>> = (0..65).map(|_| NewRecord { timestamp: 0, prefix: &[], value: &mib }).collect();
+        assert!(matches!(log.append(&huge), Err(LogError::BatchTooLarge { .. })));
         assert_eq!(log.next_offset(), 0);
 
         // A batch larger than a segment gets a segment of its own.
         let (small, _) = Log::open(dir.path().join("small"), small_opts(200)).unwrap();
         let big = vec![1u8; 1_000];
-        small
-            .append(&[NewRecord {
-                timestamp: 0,
-                value: b"x",
-            }])
-            .unwrap();
-        small
-            .append(&[NewRecord {
-                timestamp: 0,
-                value: &big,
-            }])
-            .unwrap();
-        small
-            .append(&[NewRecord {
-                timestamp: 0,
-                value: b"y",
-            }])
-            .unwrap();
+        small.append(&[NewRecord { timestamp: 0, prefix: &[], value: b"x" }]).unwrap();
+        small.append(&[NewRecord { timestamp: 0, prefix: &[], value: &big }]).unwrap();
+        small.append(&[NewRecord { timestamp: 0, prefix: &[], value: b"y" }]).unwrap();
         assert_eq!(small.segment_count(), 3);
         assert_eq!(small.read(1, 1, 0).unwrap()[0].value.len(), 1_000);
 
         for bad in [10, MAX_SEGMENT_BYTES + 1] {
-            let opts = LogOptions {
-                segment_max_bytes: bad,
-                ..Default::default()
-            };
-            assert!(matches!(
-                Log::open(dir.path().join("bad"), opts),
-                Err(LogError::InvalidOptions(_))
-            ));
+            let opts = LogOptions { segment_max_bytes: bad, ..Default::default() };
+            assert!(matches!(Log::open(dir.path().join("bad"), opts), Err(LogError::InvalidOptions(_))));
         }
     }
 
@@ -593,67 +499,33 @@ mod tests {
         assert_eq!(log.offset_for_timestamp(ts_for(0)).unwrap(), Some(0));
         for offset in 0..next {
             // Exact timestamps, and timestamps between two records.
-            assert_eq!(
-                log.offset_for_timestamp(ts_for(offset)).unwrap(),
-                Some(offset)
-            );
-            assert_eq!(
-                log.offset_for_timestamp(ts_for(offset) - 5).unwrap(),
-                Some(offset)
-            );
+            assert_eq!(log.offset_for_timestamp(ts_for(offset)).unwrap(), Some(offset));
+            assert_eq!(log.offset_for_timestamp(ts_for(offset) - 5).unwrap(), Some(offset));
         }
-        assert_eq!(
-            log.offset_for_timestamp(ts_for(next - 1) + 1).unwrap(),
-            None
-        );
+        assert_eq!(log.offset_for_timestamp(ts_for(next - 1) + 1).unwrap(), None);
     }
 
     #[test]
     fn offset_for_timestamp_with_out_of_order_timestamps() {
         let dir = tempfile::tempdir().unwrap();
-        let (log, _) = Log::open(
-            dir.path(),
-            LogOptions {
-                index_interval_bytes: 0,
-                ..small_opts(400)
-            },
-        )
-        .unwrap();
+        let (log, _) = Log::open(dir.path(), LogOptions { index_interval_bytes: 0, ..small_opts(400) }).unwrap();
         // Producer clocks disagree: timestamps jump around.
         let stamps: Vec<i64> = (0..200).map(|i: i64| (i * 7_919) % 1_000).collect();
         for ts in &stamps {
-            log.append(&[NewRecord {
-                timestamp: *ts,
-                value: b"v",
-            }])
-            .unwrap();
+            log.append(&[NewRecord { timestamp: *ts, prefix: &[], value: b"v" }]).unwrap();
         }
         assert!(log.segment_count() > 3);
         for target in [0, 1, 17, 500, 998, 999, 1_000, -3] {
             let expected = stamps.iter().position(|&t| t >= target).map(|p| p as u64);
-            assert_eq!(
-                log.offset_for_timestamp(target).unwrap(),
-                expected,
-                "target {target}"
-            );
+            assert_eq!(log.offset_for_timestamp(target).unwrap(), expected, "target {target}");
         }
     }
 
     #[test]
     fn retention_by_records_and_bytes() {
         let dir = tempfile::tempdir().unwrap();
-        let retention = Retention {
-            max_records: Some(100),
-            ..Default::default()
-        };
-        let (log, _) = Log::open(
-            dir.path(),
-            LogOptions {
-                retention,
-                ..small_opts(500)
-            },
-        )
-        .unwrap();
+        let retention = Retention { max_records: Some(100), ..Default::default() };
+        let (log, _) = Log::open(dir.path(), LogOptions { retention, ..small_opts(500) }).unwrap();
         fill(&log, 120);
         let next = log.next_offset();
         let before_segments = log.segment_count();
@@ -661,10 +533,7 @@ mod tests {
 
         let outcome = log.enforce_retention(0).unwrap();
         assert!(outcome.segments_removed > 0);
-        assert_eq!(
-            log.segment_count(),
-            before_segments - outcome.segments_removed
-        );
+        assert_eq!(log.segment_count(), before_segments - outcome.segments_removed);
         assert_eq!(log.start_offset(), outcome.records_removed);
         assert_eq!(log.size_bytes(), before_bytes - outcome.bytes_removed);
         let kept = next - log.start_offset();
@@ -677,15 +546,9 @@ mod tests {
         let got = log.read(0, 5, usize::MAX).unwrap();
         assert_eq!(got[0].offset, log.start_offset());
         assert_filled(&got, log.start_offset());
-        assert_eq!(
-            log.offset_for_timestamp(0).unwrap(),
-            Some(log.start_offset())
-        );
+        assert_eq!(log.offset_for_timestamp(0).unwrap(), Some(log.start_offset()));
         // Nothing more to do; and the state survives a reopen.
-        assert_eq!(
-            log.enforce_retention(0).unwrap(),
-            RetentionOutcome::default()
-        );
+        assert_eq!(log.enforce_retention(0).unwrap(), RetentionOutcome::default());
         let start = log.start_offset();
         drop(log);
         let (log, report) = Log::open(dir.path(), small_opts(500)).unwrap();
@@ -694,18 +557,8 @@ mod tests {
         assert!(fs::read_dir(dir.path()).unwrap().count() == 3 * log.segment_count());
 
         // By bytes: the active segment always stays.
-        let retention = Retention {
-            max_bytes: Some(1),
-            ..Default::default()
-        };
-        let (log, _) = Log::open(
-            dir.path(),
-            LogOptions {
-                retention,
-                ..small_opts(500)
-            },
-        )
-        .unwrap();
+        let retention = Retention { max_bytes: Some(1), ..Default::default() };
+        let (log, _) = Log::open(dir.path(), LogOptions { retention, ..small_opts(500) }).unwrap();
         log.enforce_retention(0).unwrap();
         assert_eq!(log.segment_count(), 1);
         assert_eq!(log.next_offset(), next);
@@ -715,28 +568,13 @@ mod tests {
     #[test]
     fn retention_by_age() {
         let dir = tempfile::tempdir().unwrap();
-        let retention = Retention {
-            max_age: Some(Duration::from_nanos(1_000)),
-            ..Default::default()
-        };
-        let (log, _) = Log::open(
-            dir.path(),
-            LogOptions {
-                retention,
-                ..small_opts(400)
-            },
-        )
-        .unwrap();
+        let retention = Retention { max_age: Some(Duration::from_nanos(1_000)), ..Default::default() };
+        let (log, _) = Log::open(dir.path(), LogOptions { retention, ..small_opts(400) }).unwrap();
         fill(&log, 60); // timestamps ts_for(offset) = 1_000_000 + 10 * offset
         let next = log.next_offset();
 
         // Nothing is older than max_age yet.
-        assert_eq!(
-            log.enforce_retention(ts_for(0) + 1_000)
-                .unwrap()
-                .segments_removed,
-            0
-        );
+        assert_eq!(log.enforce_retention(ts_for(0) + 1_000).unwrap().segments_removed, 0);
         // Records older than 1_000_000 + 10 * 50 go, in whole segments.
         let outcome = log.enforce_retention(ts_for(50) + 1_000).unwrap();
         assert!(outcome.segments_removed > 0);
@@ -767,17 +605,10 @@ mod tests {
                 s.spawn(move || {
                     for i in 0..per_thread {
                         let value = format!("{t}:{i}");
-                        let out = log
-                            .append(&[NewRecord {
-                                timestamp: i,
-                                value: value.as_bytes(),
-                            }])
-                            .unwrap();
+                        let out =
+                            log.append(&[NewRecord { timestamp: i, prefix: &[], value: value.as_bytes() }]).unwrap();
                         log.sync().unwrap();
-                        assert!(
-                            log.synced_offset() > out.last_offset,
-                            "sync returned before covering the append"
-                        );
+                        assert!(log.synced_offset() > out.last_offset, "sync returned before covering the append");
                     }
                 });
             }
@@ -796,9 +627,7 @@ mod tests {
             let text = std::str::from_utf8(&r.value).unwrap();
             let (t, n) = text.split_once(':').unwrap();
             assert_eq!(n.parse::<i64>().unwrap(), r.timestamp);
-            seen.entry(t.parse().unwrap())
-                .or_default()
-                .push(r.timestamp);
+            seen.entry(t.parse().unwrap()).or_default().push(r.timestamp);
         }
         for stamps in seen.values() {
             assert_eq!(stamps, &(0..per_thread).collect::<Vec<_>>());
@@ -818,11 +647,7 @@ mod tests {
                 let log = &log;
                 let appended_tx = appended_tx.clone();
                 s.spawn(move || {
-                    log.append(&[NewRecord {
-                        timestamp: i,
-                        value: b"v",
-                    }])
-                    .unwrap();
+                    log.append(&[NewRecord { timestamp: i, prefix: &[], value: b"v" }]).unwrap();
                     appended_tx.send(()).unwrap();
                     log.sync().unwrap();
                 });
@@ -841,18 +666,8 @@ mod tests {
     #[test]
     fn readers_and_retention_alongside_appends() {
         let dir = tempfile::tempdir().unwrap();
-        let retention = Retention {
-            max_records: Some(200),
-            ..Default::default()
-        };
-        let (log, _) = Log::open(
-            dir.path(),
-            LogOptions {
-                retention,
-                ..small_opts(800)
-            },
-        )
-        .unwrap();
+        let retention = Retention { max_records: Some(200), ..Default::default() };
+        let (log, _) = Log::open(dir.path(), LogOptions { retention, ..small_opts(800) }).unwrap();
         let log = Arc::new(log);
         std::thread::scope(|s| {
             let writer = Arc::clone(&log);

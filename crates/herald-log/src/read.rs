@@ -22,11 +22,7 @@ enum ScanFailure {
 }
 
 fn corrupt(view: &SegmentView, position: u64, reason: impl Into<String>) -> LogError {
-    LogError::Corrupt {
-        path: view.path.to_path_buf(),
-        position,
-        reason: reason.into(),
-    }
+    LogError::Corrupt { path: view.path.to_path_buf(), position, reason: reason.into() }
 }
 
 fn io_error(view: &SegmentView, position: u64, e: io::Error) -> LogError {
@@ -39,10 +35,7 @@ fn io_error(view: &SegmentView, position: u64, e: io::Error) -> LogError {
 }
 
 /// Calls `visit` for each frame of the segment from the view's starting point, until it breaks or the data ends.
-fn scan(
-    view: &SegmentView,
-    visit: &mut dyn FnMut(&Frame<'_>, &Bytes) -> ControlFlow<()>,
-) -> Result<(), LogError> {
+fn scan(view: &SegmentView, visit: &mut dyn FnMut(&Frame<'_>, &Bytes) -> ControlFlow<()>) -> Result<(), LogError> {
     let from_header = (SEGMENT_HEADER_LEN as u64, view.base_offset);
     if view.start != from_header {
         match scan_from(view, view.start, visit) {
@@ -66,16 +59,10 @@ fn scan_from(
     let mut first = true;
     loop {
         let at = scanner.position();
-        let step = scanner
-            .next_step()
-            .map_err(|e| ScanFailure::Failed(io_error(view, at, e)))?;
+        let step = scanner.next_step().map_err(|e| ScanFailure::Failed(io_error(view, at, e)))?;
         let problem = match step {
             Step::End => return Ok(()),
-            Step::Frame {
-                frame,
-                chunk,
-                position,
-            } => {
+            Step::Frame { frame, chunk, position } => {
                 if frame.base_offset() == expected {
                     first = false;
                     expected = frame.next_offset();
@@ -84,29 +71,12 @@ fn scan_from(
                     }
                     continue;
                 }
-                corrupt(
-                    view,
-                    position,
-                    format!(
-                        "frame has base offset {}, expected {expected}",
-                        frame.base_offset()
-                    ),
-                )
+                corrupt(view, position, format!("frame has base offset {}, expected {expected}", frame.base_offset()))
             }
-            Step::Incomplete { position, .. } => corrupt(
-                view,
-                position,
-                "frame runs past the end of the segment data",
-            ),
-            Step::Corrupt {
-                position, error, ..
-            } => corrupt(view, position, error.to_string()),
+            Step::Incomplete { position, .. } => corrupt(view, position, "frame runs past the end of the segment data"),
+            Step::Corrupt { position, error, .. } => corrupt(view, position, error.to_string()),
         };
-        return Err(if first {
-            ScanFailure::BadStart(problem)
-        } else {
-            ScanFailure::Failed(problem)
-        });
+        return Err(if first { ScanFailure::BadStart(problem) } else { ScanFailure::Failed(problem) });
     }
 }
 
@@ -129,32 +99,19 @@ impl ReadBatch {
             return false;
         }
         // Always return at least one record, even one larger than max_bytes, or a consumer could never get past it.
-        if !self.records.is_empty() && self.value_bytes.saturating_add(value.len()) > self.max_bytes
-        {
+        if !self.records.is_empty() && self.value_bytes.saturating_add(value.len()) > self.max_bytes {
             return false;
         }
         self.value_bytes += value.len();
-        let value = if value.is_empty() {
-            Bytes::new()
-        } else {
-            chunk.slice_ref(value)
-        };
-        self.records.push(Record {
-            offset,
-            timestamp,
-            value,
-        });
+        let value = if value.is_empty() { Bytes::new() } else { chunk.slice_ref(value) };
+        self.records.push(Record { offset, timestamp, value });
         true
     }
 }
 
 /// Appends the segment's records with offsets `>= from` to `batch`. Returns true if a limit was reached (the read
 /// is complete), false if the segment ran out first.
-pub fn read_segment(
-    view: &SegmentView,
-    from: u64,
-    batch: &mut ReadBatch,
-) -> Result<bool, LogError> {
+pub fn read_segment(view: &SegmentView, from: u64, batch: &mut ReadBatch) -> Result<bool, LogError> {
     let mut limit_reached = false;
     scan(view, &mut |frame, chunk| {
         if frame.next_offset() <= from {
@@ -186,10 +143,7 @@ pub fn read_segment(
 /// The offset of the segment's first record with a timestamp `>= ts`, if any.
 pub fn find_timestamp(view: &SegmentView, ts: i64) -> Result<Option<u64>, LogError> {
     let mut found = None;
-    scan(view, &mut |frame, _| match frame
-        .records()
-        .find(|r| r.timestamp >= ts && r.offset < view.next_offset)
-    {
+    scan(view, &mut |frame, _| match frame.records().find(|r| r.timestamp >= ts && r.offset < view.next_offset) {
         Some(r) => {
             found = Some(r.offset);
             ControlFlow::Break(())

@@ -79,22 +79,13 @@ pub struct Truncation {
 pub enum RecoveryIssue {
     /// A sealed segment has a frame that cannot be read at `position`, where offset `offset` was expected. Reads
     /// that reach it return `LogError::Corrupt`.
-    CorruptSegment {
-        path: PathBuf,
-        position: u64,
-        offset: u64,
-        reason: String,
-    },
+    CorruptSegment { path: PathBuf, position: u64, offset: u64, reason: String },
     /// A sealed segment's records end at `from` but the next segment starts at `to`: offsets in between have no
     /// records and reads skip them.
     MissingRecords { path: PathBuf, from: u64, to: u64 },
     /// A sealed segment holds records up to `end`, past the next segment's base offset `next_base`. The next
     /// segment's records win; the extra ones are ignored.
-    OverlappingRecords {
-        path: PathBuf,
-        next_base: u64,
-        end: u64,
-    },
+    OverlappingRecords { path: PathBuf, next_base: u64, end: u64 },
     /// A segment header is damaged or names another base offset. The frames are still used (each has its own CRC)
     /// and the base offset is taken from the file name.
     BadHeader { path: PathBuf, reason: String },
@@ -154,30 +145,13 @@ impl fmt::Display for RecoveryReport {
 impl fmt::Display for RecoveryIssue {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            RecoveryIssue::CorruptSegment {
-                path,
-                position,
-                offset,
-                reason,
-            } => {
-                write!(
-                    f,
-                    "CORRUPT sealed segment {} at byte {position} (offset {offset}): {reason}",
-                    path.display()
-                )
+            RecoveryIssue::CorruptSegment { path, position, offset, reason } => {
+                write!(f, "CORRUPT sealed segment {} at byte {position} (offset {offset}): {reason}", path.display())
             }
             RecoveryIssue::MissingRecords { path, from, to } => {
-                write!(
-                    f,
-                    "MISSING offsets {from}..{to} at the end of {}",
-                    path.display()
-                )
+                write!(f, "MISSING offsets {from}..{to} at the end of {}", path.display())
             }
-            RecoveryIssue::OverlappingRecords {
-                path,
-                next_base,
-                end,
-            } => {
+            RecoveryIssue::OverlappingRecords { path, next_base, end } => {
                 write!(
                     f,
                     "OVERLAP: {} has records up to {end}, past the next segment's base {next_base}",
@@ -193,17 +167,11 @@ impl fmt::Display for RecoveryIssue {
 
 /// Opens every segment in `dir` (creating the directory and a first segment if needed) and returns the sealed
 /// segments in offset order, the active segment, and the report.
-pub fn recover(
-    dir: &Path,
-    opts: &LogOptions,
-) -> Result<(Vec<Segment>, Segment, RecoveryReport), LogError> {
+pub fn recover(dir: &Path, opts: &LogOptions) -> Result<(Vec<Segment>, Segment, RecoveryReport), LogError> {
     let mut ctx = Ctx {
         dir,
         interval: opts.index_interval_bytes,
-        report: RecoveryReport {
-            dir: dir.to_path_buf(),
-            ..Default::default()
-        },
+        report: RecoveryReport { dir: dir.to_path_buf(), ..Default::default() },
         dir_changed: false,
     };
     if !dir.exists() {
@@ -272,10 +240,7 @@ fn refuse_newer_versions(
     others: &[(u64, FileKind, PathBuf)],
 ) -> Result<(), LogError> {
     let logs = bases.iter().map(|&b| log_path(dir, b));
-    let indexes = others
-        .iter()
-        .filter(|(_, kind, _)| *kind != FileKind::Temp)
-        .map(|(_, _, p)| p.clone());
+    let indexes = others.iter().filter(|(_, kind, _)| *kind != FileKind::Temp).map(|(_, _, p)| p.clone());
     for path in logs.chain(indexes) {
         let mut head = [0u8; SEGMENT_HEADER_LEN];
         let n = read_prefix(&path, &mut head)?;
@@ -340,22 +305,15 @@ struct Scan {
 impl Ctx<'_> {
     /// Reads and checks the segment header. `Ok(Some(reason))` means the header is unusable but the segment can
     /// still be read.
-    fn check_header(
-        &mut self,
-        file: &File,
-        len: u64,
-        path: &Path,
-        base: u64,
-    ) -> Result<Option<String>, LogError> {
+    fn check_header(&mut self, file: &File, len: u64, path: &Path, base: u64) -> Result<Option<String>, LogError> {
         let mut buf = vec![0u8; (len as usize).min(SEGMENT_HEADER_LEN)];
         read_exact_at(file, &mut buf, 0)?;
         match SegmentHeader::decode(&buf) {
             Ok(h) if h.base_offset == base => Ok(None),
             Ok(h) => Ok(Some(format!("header names base offset {}", h.base_offset))),
-            Err(HeaderError::UnsupportedVersion(version)) => Err(LogError::UnsupportedVersion {
-                path: path.to_path_buf(),
-                version,
-            }),
+            Err(HeaderError::UnsupportedVersion(version)) => {
+                Err(LogError::UnsupportedVersion { path: path.to_path_buf(), version })
+            }
             Err(e) => Ok(Some(e.to_string())),
         }
     }
@@ -365,10 +323,7 @@ impl Ctx<'_> {
         let file = File::open(&path)?;
         let len = file.metadata()?.len();
         if let Some(reason) = self.check_header(&file, len, &path, base)? {
-            self.report.issues.push(RecoveryIssue::BadHeader {
-                path: path.clone(),
-                reason,
-            });
+            self.report.issues.push(RecoveryIssue::BadHeader { path: path.clone(), reason });
         }
 
         // Trust the index if it is consistent and the data after its last entry scans cleanly from there.
@@ -380,18 +335,8 @@ impl Ctx<'_> {
                     Some(e) => (u64::from(e.position), base + u64::from(e.relative_offset)),
                     None => (SEGMENT_HEADER_LEN as u64, base),
                 };
-                let before = last
-                    .filter(|e| e.relative_offset > 0)
-                    .map(|e| e.max_timestamp_before);
-                let scan = scan_segment(
-                    &file,
-                    base,
-                    start,
-                    len,
-                    self.interval,
-                    last.is_some(),
-                    before,
-                )?;
+                let before = last.filter(|e| e.relative_offset > 0).map(|e| e.max_timestamp_before);
+                let scan = scan_segment(&file, base, start, len, self.interval, last.is_some(), before)?;
                 if !(scan.stopped_at_start && last.is_some()) {
                     tail = Some((entries, scan));
                 }
@@ -406,15 +351,8 @@ impl Ctx<'_> {
                 (entries, scan)
             }
             None => {
-                let scan = scan_segment(
-                    &file,
-                    base,
-                    (SEGMENT_HEADER_LEN as u64, base),
-                    len,
-                    self.interval,
-                    false,
-                    None,
-                )?;
+                let scan =
+                    scan_segment(&file, base, (SEGMENT_HEADER_LEN as u64, base), len, self.interval, false, None)?;
                 let entries = scan.entries.clone();
                 self.rewrite_index(base, &entries)?;
                 (entries, scan)
@@ -428,13 +366,11 @@ impl Ctx<'_> {
                 offset: scan.next_offset,
                 reason: stop.reason.clone(),
             }),
-            None if scan.next_offset < next_base => {
-                self.report.issues.push(RecoveryIssue::MissingRecords {
-                    path: path.clone(),
-                    from: scan.next_offset,
-                    to: next_base,
-                })
-            }
+            None if scan.next_offset < next_base => self.report.issues.push(RecoveryIssue::MissingRecords {
+                path: path.clone(),
+                from: scan.next_offset,
+                to: next_base,
+            }),
             None => {}
         }
         if scan.next_offset > next_base {
@@ -467,10 +403,7 @@ impl Ctx<'_> {
             // behind it is a roll that crashed: nothing is lost. With frames behind it, it is damage; the frames
             // carry their own checksums and are still used. Either way the active segment gets a good header.
             if len > SEGMENT_HEADER_LEN as u64 {
-                self.report.issues.push(RecoveryIssue::BadHeader {
-                    path: path.clone(),
-                    reason,
-                });
+                self.report.issues.push(RecoveryIssue::BadHeader { path: path.clone(), reason });
             }
             write_all_at(&file, &SegmentHeader::new(base).encode(), 0)?;
             len = len.max(SEGMENT_HEADER_LEN as u64);
@@ -479,15 +412,7 @@ impl Ctx<'_> {
             self.report.headers_repaired += 1;
         }
 
-        let scan = scan_segment(
-            &file,
-            base,
-            (SEGMENT_HEADER_LEN as u64, base),
-            len,
-            self.interval,
-            false,
-            None,
-        )?;
+        let scan = scan_segment(&file, base, (SEGMENT_HEADER_LEN as u64, base), len, self.interval, false, None)?;
         if let Some(stop) = &scan.stop {
             let lost = count_lost_records(&file, stop, len)?;
             file.set_len(stop.position)?;
@@ -560,26 +485,17 @@ fn scan_segment(
     loop {
         let stop = match scanner.next_step()? {
             Step::End => break,
-            Step::Frame {
-                position, frame, ..
-            } => {
+            Step::Frame { position, frame, .. } => {
                 if frame.base_offset() != scan.next_offset {
                     Stop {
                         position,
-                        reason: format!(
-                            "frame has base offset {}, expected {}",
-                            frame.base_offset(),
-                            scan.next_offset
-                        ),
+                        reason: format!("frame has base offset {}, expected {}", frame.base_offset(), scan.next_offset),
                         header: Some(frame.header),
                     }
                 } else {
                     let indexed = first && start_is_indexed;
                     if !indexed && scan.bytes_since_index >= interval {
-                        let entry = (
-                            u32::try_from(scan.next_offset - base),
-                            u32::try_from(position),
-                        );
+                        let entry = (u32::try_from(scan.next_offset - base), u32::try_from(position));
                         if let (Ok(relative_offset), Ok(position)) = entry {
                             scan.entries.push(IndexEntry {
                                 relative_offset,
@@ -599,20 +515,10 @@ fn scan_segment(
                     continue;
                 }
             }
-            Step::Incomplete { position, header } => Stop {
-                position,
-                reason: "incomplete frame (torn write)".to_owned(),
-                header,
-            },
-            Step::Corrupt {
-                position,
-                error,
-                header,
-            } => Stop {
-                position,
-                reason: describe(&error),
-                header,
-            },
+            Step::Incomplete { position, header } => {
+                Stop { position, reason: "incomplete frame (torn write)".to_owned(), header }
+            }
+            Step::Corrupt { position, error, header } => Stop { position, reason: describe(&error), header },
         };
         scan.stopped_at_start = first;
         scan.stop = Some(stop);
@@ -663,10 +569,7 @@ mod tests {
         fs::read_dir(dir)
             .unwrap()
             .map(|e| e.unwrap().path())
-            .filter(|p| {
-                p.extension()
-                    .is_some_and(|e| e == "index" || e == "timeindex")
-            })
+            .filter(|p| p.extension().is_some_and(|e| e == "index" || e == "timeindex"))
             .map(|p| (p.clone(), fs::read(&p).unwrap()))
             .collect()
     }
@@ -676,10 +579,7 @@ mod tests {
         assert_filled(&read_all(log), log.start_offset());
         for from in log.start_offset()..next {
             assert_filled(&log.read(from, 3, usize::MAX).unwrap(), from);
-            assert_eq!(
-                log.offset_for_timestamp(ts_for(from) - 1).unwrap(),
-                Some(from)
-            );
+            assert_eq!(log.offset_for_timestamp(ts_for(from) - 1).unwrap(), Some(from));
         }
     }
 
@@ -701,11 +601,7 @@ mod tests {
             assert!(report.lost_anything(), "cut {cut}: {report}");
             assert_eq!(report.bytes_truncated, cut);
             // Once the frame header is there, the lost records can be counted.
-            assert_eq!(
-                report.records_lost,
-                if cut >= 20 { 3 } else { 0 },
-                "cut {cut}"
-            );
+            assert_eq!(report.records_lost, if cut >= 20 { 3 } else { 0 }, "cut {cut}");
             let t = report.truncation.clone().unwrap();
             assert_eq!((t.path, t.position, t.offset), (path.clone(), last_pos, 3));
             assert!(report.to_string().contains("TRUNCATED"), "{report}");
@@ -714,12 +610,7 @@ mod tests {
             // The torn batch is gone entirely; the earlier ones are intact; appends continue from there.
             assert_eq!(log.next_offset(), 3);
             assert_filled(&read_all(&log), 0);
-            let out = log
-                .append(&[NewRecord {
-                    timestamp: ts_for(3),
-                    value: &value_for(3),
-                }])
-                .unwrap();
+            let out = log.append(&[NewRecord { timestamp: ts_for(3), prefix: &[], value: &value_for(3) }]).unwrap();
             assert_eq!(out.first_offset, 3);
             drop(log);
             let (log, report) = Log::open(dir.path(), LogOptions::default()).unwrap();
@@ -744,10 +635,7 @@ mod tests {
         truncate(&active, pos + 25);
 
         let (log, report) = Log::open(dir.path(), small_opts(600)).unwrap();
-        assert_eq!(
-            (report.bytes_truncated, report.records_lost),
-            (25, u64::from(count))
-        );
+        assert_eq!((report.bytes_truncated, report.records_lost), (25, u64::from(count)));
         assert!(report.issues.is_empty(), "{report}");
         assert_eq!(log.next_offset(), base);
         check_everything_readable(&log);
@@ -764,19 +652,8 @@ mod tests {
         flip_byte(&path, pos + 30);
 
         let (log, report) = Log::open(dir.path(), LogOptions::default()).unwrap();
-        assert_eq!(
-            (report.bytes_truncated, report.records_lost),
-            (len - pos, 3)
-        );
-        assert!(
-            report
-                .truncation
-                .as_ref()
-                .unwrap()
-                .reason
-                .contains("checksum"),
-            "{report}"
-        );
+        assert_eq!((report.bytes_truncated, report.records_lost), (len - pos, 3));
+        assert!(report.truncation.as_ref().unwrap().reason.contains("checksum"), "{report}");
         assert_eq!(log.next_offset(), 3);
         assert_filled(&read_all(&log), 0);
     }
@@ -851,10 +728,7 @@ mod tests {
         flip_byte(sealed, pos + 25);
 
         let (log, report) = Log::open(dir.path(), small_opts(600)).unwrap();
-        assert_eq!(
-            report.bytes_truncated, 0,
-            "sealed segments are never truncated: {report}"
-        );
+        assert_eq!(report.bytes_truncated, 0, "sealed segments are never truncated: {report}");
         assert_eq!(log.next_offset(), next);
 
         // Reading at the damage fails, without panicking.
@@ -873,10 +747,7 @@ mod tests {
         let rest = log.read(next_base, usize::MAX, usize::MAX).unwrap();
         assert_eq!(rest.len() as u64, next - next_base);
         assert_filled(&rest, next_base);
-        assert_eq!(
-            log.offset_for_timestamp(ts_for(next_base)).unwrap(),
-            Some(next_base)
-        );
+        assert_eq!(log.offset_for_timestamp(ts_for(next_base)).unwrap(), Some(next_base));
         // Appends still work.
         fill(&log, 1);
     }
@@ -897,35 +768,16 @@ mod tests {
         let (log, report) = Log::open(dir.path(), small_opts(600)).unwrap();
         assert!(report.lost_anything());
         match &report.issues[..] {
-            [
-                RecoveryIssue::CorruptSegment {
-                    path,
-                    position,
-                    offset,
-                    reason,
-                },
-            ] => {
+            [RecoveryIssue::CorruptSegment { path, position, offset, reason }] => {
                 assert_eq!((path, *position, *offset), (&files[0], pos, base));
-                assert!(
-                    reason.starts_with("corrupt frame: checksum mismatch"),
-                    "{reason}"
-                );
+                assert!(reason.starts_with("corrupt frame: checksum mismatch"), "{reason}");
             }
             other => panic!("unexpected issues {other:?}"),
         }
-        assert!(
-            report.to_string().contains("CORRUPT sealed segment"),
-            "{report}"
-        );
+        assert!(report.to_string().contains("CORRUPT sealed segment"), "{report}");
         assert_eq!(fs::metadata(&files[0]).unwrap().len(), len_before);
-        assert!(matches!(
-            log.read(base, 1, 1),
-            Err(LogError::Corrupt { .. })
-        ));
-        assert_eq!(
-            log.read(0, usize::MAX, usize::MAX).unwrap().len() as u64,
-            base
-        );
+        assert!(matches!(log.read(base, 1, 1), Err(LogError::Corrupt { .. })));
+        assert_eq!(log.read(0, usize::MAX, usize::MAX).unwrap().len() as u64, base);
     }
 
     #[test]
@@ -934,9 +786,7 @@ mod tests {
         let damages: [(&str, Damage); 5] = [
             ("deleted", |p, _| fs::remove_file(p).unwrap()),
             ("emptied", |p, _| fs::write(p, b"").unwrap()),
-            ("cut mid-entry", |p, b| {
-                fs::write(p, &b[..b.len() - 3]).unwrap()
-            }),
+            ("cut mid-entry", |p, b| fs::write(p, &b[..b.len() - 3]).unwrap()),
             ("garbled", |p, b| fs::write(p, vec![0xAB; b.len()]).unwrap()),
             ("header only", |p, b| fs::write(p, &b[..16]).unwrap()),
         ];
@@ -973,11 +823,7 @@ mod tests {
         let originals = all_index_files(dir.path());
         // Drop the last two entries of every index consistently, as if the index had lagged the data.
         for (path, bytes) in &originals {
-            let entry = if path.extension().unwrap() == "index" {
-                8
-            } else {
-                16
-            };
+            let entry = if path.extension().unwrap() == "index" { 8 } else { 16 };
             fs::write(path, &bytes[..(bytes.len() - 2 * entry).max(16)]).unwrap();
         }
         let (log, report) = Log::open(dir.path(), small_opts(900)).unwrap();
@@ -1040,20 +886,13 @@ mod tests {
 
             let (log, report) = Log::open(dir.path(), small_opts(600)).unwrap();
             assert!(!report.lost_anything(), "{report}");
-            assert_eq!(
-                (report.headers_repaired, report.segments),
-                (1, segments + 1)
-            );
+            assert_eq!((report.headers_repaired, report.segments), (1, segments + 1));
             assert_eq!(log.next_offset(), next);
             fill(&log, 5);
             check_everything_readable(&log);
             drop(log);
             let (_, report) = Log::open(dir.path(), small_opts(600)).unwrap();
-            assert_eq!(
-                (report.headers_repaired, report.indexes_rebuilt),
-                (0, 0),
-                "{report}"
-            );
+            assert_eq!((report.headers_repaired, report.indexes_rebuilt), (0, 0), "{report}");
         }
     }
 
@@ -1094,11 +933,7 @@ mod tests {
         assert!(report.lost_anything());
         assert_eq!(
             report.issues,
-            vec![RecoveryIssue::MissingRecords {
-                path: files[1].clone(),
-                from: gone_from,
-                to: gone_to
-            }]
+            vec![RecoveryIssue::MissingRecords { path: files[1].clone(), from: gone_from, to: gone_to }]
         );
         assert_eq!(log.next_offset(), next);
         let got = log.read(gone_from - 1, 2, usize::MAX).unwrap();
@@ -1121,10 +956,7 @@ mod tests {
             Err(LogError::UnsupportedVersion { version, .. }) => {
                 assert_eq!(version, FORMAT_VERSION + 1)
             }
-            other => panic!(
-                "expected UnsupportedVersion, got {:?}",
-                other.map(|(_, r)| r)
-            ),
+            other => panic!("expected UnsupportedVersion, got {:?}", other.map(|(_, r)| r)),
         }
         assert_eq!(fs::read(&path).unwrap(), bytes);
     }
@@ -1138,10 +970,7 @@ mod tests {
         bytes[8..12].copy_from_slice(&(FORMAT_VERSION + 1).to_le_bytes());
         bytes.push(7); // no longer a whole number of v1 entries either
         fs::write(&path, &bytes).unwrap();
-        assert!(matches!(
-            Log::open(dir.path(), LogOptions::default()),
-            Err(LogError::UnsupportedVersion { .. })
-        ));
+        assert!(matches!(Log::open(dir.path(), LogOptions::default()), Err(LogError::UnsupportedVersion { .. })));
         assert_eq!(fs::read(&path).unwrap(), bytes);
     }
 
@@ -1160,16 +989,8 @@ mod tests {
 
         let (log, report) = Log::open(dir.path(), small_opts(600)).unwrap();
         assert_eq!(report.issues.len(), 2, "{report}");
-        assert!(
-            report
-                .issues
-                .iter()
-                .all(|i| matches!(i, RecoveryIssue::BadHeader { .. }))
-        );
-        assert_eq!(
-            report.headers_repaired, 1,
-            "only the active segment is rewritten"
-        );
+        assert!(report.issues.iter().all(|i| matches!(i, RecoveryIssue::BadHeader { .. })));
+        assert_eq!(report.headers_repaired, 1, "only the active segment is rewritten");
         check_everything_readable(&log);
         drop(log);
         let (_, report) = Log::open(dir.path(), small_opts(600)).unwrap();
@@ -1184,9 +1005,6 @@ mod tests {
         let (_, report) = Log::open(dir.path(), LogOptions::default()).unwrap();
         let line = report.to_string();
         assert!(!line.contains('\n'));
-        assert!(
-            line.contains("offsets 0..3 (3 records)") && line.contains("at least 3 records"),
-            "{line}"
-        );
+        assert!(line.contains("offsets 0..3 (3 records)") && line.contains("at least 3 records"), "{line}");
     }
 }

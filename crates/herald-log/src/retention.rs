@@ -36,9 +36,7 @@ pub fn segments_to_remove(segments: &[SegmentStat], policy: &Retention, now_ns: 
     let sealed = segments.len().saturating_sub(1);
     let mut total_bytes: u64 = segments.iter().map(|s| s.bytes).sum();
     let mut total_records: u64 = segments.iter().map(|s| s.records).sum();
-    let cutoff = policy
-        .max_age
-        .map(|age| now_ns.saturating_sub(duration_ns(age)));
+    let cutoff = policy.max_age.map(|age| now_ns.saturating_sub(duration_ns(age)));
     let mut n = 0;
     while n < sealed {
         let s = &segments[n];
@@ -61,11 +59,7 @@ mod tests {
     use super::*;
 
     fn seg(records: u64, bytes: u64, ts: i64) -> SegmentStat {
-        SegmentStat {
-            records,
-            bytes,
-            max_timestamp: Some(ts),
-        }
+        SegmentStat { records, bytes, max_timestamp: Some(ts) }
     }
 
     #[test]
@@ -76,16 +70,8 @@ mod tests {
 
     #[test]
     fn age_deletes_a_prefix_only() {
-        let s = [
-            seg(1, 1, 100),
-            seg(1, 1, 900),
-            seg(1, 1, 200),
-            seg(1, 1, 50),
-        ];
-        let policy = Retention {
-            max_age: Some(Duration::from_nanos(500)),
-            ..Default::default()
-        };
+        let s = [seg(1, 1, 100), seg(1, 1, 900), seg(1, 1, 200), seg(1, 1, 50)];
+        let policy = Retention { max_age: Some(Duration::from_nanos(500)), ..Default::default() };
         // cutoff = 1000 - 500 = 500: the first segment is expired, the second is not, so the third waits.
         assert_eq!(segments_to_remove(&s, &policy, 1_000), 1);
         // Everything expired: the active (last) segment still stays.
@@ -94,26 +80,12 @@ mod tests {
 
     #[test]
     fn bytes_and_records() {
-        let s = [
-            seg(10, 100, 0),
-            seg(10, 100, 0),
-            seg(10, 100, 0),
-            seg(5, 50, 0),
-        ];
-        let by_bytes = Retention {
-            max_bytes: Some(200),
-            ..Default::default()
-        };
+        let s = [seg(10, 100, 0), seg(10, 100, 0), seg(10, 100, 0), seg(5, 50, 0)];
+        let by_bytes = Retention { max_bytes: Some(200), ..Default::default() };
         assert_eq!(segments_to_remove(&s, &by_bytes, 0), 2); // 350 -> 250 -> 150
-        let by_records = Retention {
-            max_records: Some(25),
-            ..Default::default()
-        };
+        let by_records = Retention { max_records: Some(25), ..Default::default() };
         assert_eq!(segments_to_remove(&s, &by_records, 0), 1); // 35 -> 25
-        let tiny = Retention {
-            max_records: Some(0),
-            ..Default::default()
-        };
+        let tiny = Retention { max_records: Some(0), ..Default::default() };
         assert_eq!(segments_to_remove(&s, &tiny, 0), 3);
         assert_eq!(segments_to_remove(&s[3..], &tiny, 0), 0);
         assert_eq!(segments_to_remove(&[], &tiny, 0), 0);
@@ -121,26 +93,10 @@ mod tests {
 
     #[test]
     fn empty_segments_count_as_expired_and_huge_ages_do_not_overflow() {
-        let s = [
-            SegmentStat {
-                records: 0,
-                bytes: 32,
-                max_timestamp: None,
-            },
-            seg(1, 1, 0),
-        ];
-        let policy = Retention {
-            max_age: Some(Duration::from_secs(1)),
-            ..Default::default()
-        };
+        let s = [SegmentStat { records: 0, bytes: 32, max_timestamp: None }, seg(1, 1, 0)];
+        let policy = Retention { max_age: Some(Duration::from_secs(1)), ..Default::default() };
         assert_eq!(segments_to_remove(&s, &policy, 0), 1);
-        let forever = Retention {
-            max_age: Some(Duration::MAX),
-            ..Default::default()
-        };
-        assert_eq!(
-            segments_to_remove(&[seg(1, 1, i64::MIN), seg(1, 1, 0)], &forever, i64::MIN),
-            0
-        );
+        let forever = Retention { max_age: Some(Duration::MAX), ..Default::default() };
+        assert_eq!(segments_to_remove(&[seg(1, 1, i64::MIN), seg(1, 1, 0)], &forever, i64::MIN), 0);
     }
 }

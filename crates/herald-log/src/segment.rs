@@ -90,11 +90,7 @@ impl Segment {
     /// made the active one, so finding one here means something else is writing to the directory.
     pub fn create(dir: &Path, base_offset: u64) -> io::Result<Segment> {
         let path = log_path(dir, base_offset);
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create_new(true)
-            .open(&path)?;
+        let file = OpenOptions::new().read(true).write(true).create_new(true).open(&path)?;
         let finish = || -> io::Result<IndexWriter> {
             write_all_at(&file, &SegmentHeader::new(base_offset).encode(), 0)?;
             file.sync_data()?;
@@ -105,11 +101,9 @@ impl Segment {
             Err(e) => {
                 // Leave nothing half-made behind (recovery would cope, but the log keeps running meanwhile and
                 // would retry this roll on the next append).
-                for leftover in [
-                    path.clone(),
-                    index::offset_index_path(dir, base_offset),
-                    index::time_index_path(dir, base_offset),
-                ] {
+                for leftover in
+                    [path.clone(), index::offset_index_path(dir, base_offset), index::time_index_path(dir, base_offset)]
+                {
                     let _ = std::fs::remove_file(leftover);
                 }
                 return Err(e);
@@ -149,10 +143,7 @@ impl Segment {
             return Err(AppendError { error, rewound });
         }
         if self.bytes_since_index >= index_interval {
-            let entry = (
-                u32::try_from(self.next_offset - self.base_offset),
-                u32::try_from(position),
-            );
+            let entry = (u32::try_from(self.next_offset - self.base_offset), u32::try_from(position));
             if let (Ok(relative_offset), Ok(position)) = entry {
                 let entry = IndexEntry {
                     relative_offset,
@@ -169,10 +160,7 @@ impl Segment {
         self.bytes_since_index += frame.len() as u64;
         self.size += frame.len() as u64;
         self.next_offset += u64::from(record_count);
-        self.max_timestamp = Some(
-            self.max_timestamp
-                .map_or(max_timestamp, |m| m.max(max_timestamp)),
-        );
+        self.max_timestamp = Some(self.max_timestamp.map_or(max_timestamp, |m| m.max(max_timestamp)));
         Ok(())
     }
 
@@ -198,10 +186,9 @@ impl Segment {
 
     fn hint_from(&self, entry: Option<&IndexEntry>) -> (u64, u64) {
         match entry {
-            Some(e) if u64::from(e.position) < self.size => (
-                u64::from(e.position),
-                self.base_offset + u64::from(e.relative_offset),
-            ),
+            Some(e) if u64::from(e.position) < self.size => {
+                (u64::from(e.position), self.base_offset + u64::from(e.relative_offset))
+            }
             _ => (SEGMENT_HEADER_LEN as u64, self.base_offset),
         }
     }
@@ -236,24 +223,13 @@ pub struct SegmentView {
 /// What the scanner found at its current position.
 pub enum Step<'a> {
     /// A valid frame at `position`; its values borrow from `chunk`, which can hand out zero-copy `Bytes`.
-    Frame {
-        position: u64,
-        frame: Frame<'a>,
-        chunk: &'a Bytes,
-    },
+    Frame { position: u64, frame: Frame<'a>, chunk: &'a Bytes },
     /// The scan reached its end position exactly at a frame boundary.
     End,
     /// A frame starts at `position` but runs past the end: a torn write, if this is the end of the file.
-    Incomplete {
-        position: u64,
-        header: Option<FrameHeader>,
-    },
+    Incomplete { position: u64, header: Option<FrameHeader> },
     /// The bytes at `position` are not a valid frame.
-    Corrupt {
-        position: u64,
-        error: DecodeError,
-        header: Option<FrameHeader>,
-    },
+    Corrupt { position: u64, error: DecodeError, header: Option<FrameHeader> },
 }
 
 /// Walks the frames of a file between two positions, reading in chunks.
@@ -276,13 +252,7 @@ enum Outcome {
 
 impl<'f> FrameScanner<'f> {
     pub fn new(file: &'f File, start: u64, end: u64) -> Self {
-        FrameScanner {
-            file,
-            chunk: Bytes::new(),
-            chunk_position: start,
-            cursor: 0,
-            end,
-        }
+        FrameScanner { file, chunk: Bytes::new(), chunk_position: start, cursor: 0, end }
     }
 
     pub fn position(&self) -> u64 {
@@ -300,9 +270,7 @@ impl<'f> FrameScanner<'f> {
             // Decide what to do without keeping a borrow of the chunk, so the chunk can be refilled below.
             let outcome = match codec::decode_frame(available) {
                 Ok(Some((frame, used))) => Outcome::Complete(frame.header, used),
-                Ok(None) if reaches_end => {
-                    Outcome::Incomplete(codec::peek_header(available).ok().flatten())
-                }
+                Ok(None) if reaches_end => Outcome::Incomplete(codec::peek_header(available).ok().flatten()),
                 Ok(None) => Outcome::NeedMore(match codec::peek_header(available) {
                     Ok(Some(h)) => h.total_len(),
                     _ => codec::FRAME_HEADER_LEN,
@@ -314,20 +282,12 @@ impl<'f> FrameScanner<'f> {
                     let start = self.cursor;
                     self.cursor += used;
                     let frame = Frame::from_validated(header, &self.chunk[start..start + used]);
-                    return Ok(Step::Frame {
-                        position,
-                        frame,
-                        chunk: &self.chunk,
-                    });
+                    return Ok(Step::Frame { position, frame, chunk: &self.chunk });
                 }
                 Outcome::NeedMore(need) => self.refill(need)?,
                 Outcome::Incomplete(header) => return Ok(Step::Incomplete { position, header }),
                 Outcome::Corrupt(error, header) => {
-                    return Ok(Step::Corrupt {
-                        position,
-                        error,
-                        header,
-                    });
+                    return Ok(Step::Corrupt { position, error, header });
                 }
             }
         }
@@ -357,30 +317,15 @@ mod tests {
 
     #[test]
     fn file_names() {
-        assert_eq!(
-            parse_file_name("00000000000000000042.log"),
-            Some((42, FileKind::Log))
-        );
-        assert_eq!(
-            parse_file_name("00000000000000000042.index"),
-            Some((42, FileKind::OffsetIndex))
-        );
-        assert_eq!(
-            parse_file_name("00000000000000000042.timeindex"),
-            Some((42, FileKind::TimeIndex))
-        );
-        assert_eq!(
-            parse_file_name("00000000000000000042.index.tmp"),
-            Some((42, FileKind::Temp))
-        );
+        assert_eq!(parse_file_name("00000000000000000042.log"), Some((42, FileKind::Log)));
+        assert_eq!(parse_file_name("00000000000000000042.index"), Some((42, FileKind::OffsetIndex)));
+        assert_eq!(parse_file_name("00000000000000000042.timeindex"), Some((42, FileKind::TimeIndex)));
+        assert_eq!(parse_file_name("00000000000000000042.index.tmp"), Some((42, FileKind::Temp)));
         assert_eq!(parse_file_name("42.log"), None);
         assert_eq!(parse_file_name("0000000000000000004x.log"), None);
         assert_eq!(parse_file_name("99999999999999999999.log"), None); // above u64::MAX
         assert_eq!(parse_file_name("notes.txt"), None);
-        assert_eq!(
-            log_path(Path::new("d"), 7),
-            Path::new("d/00000000000000000007.log")
-        );
+        assert_eq!(log_path(Path::new("d"), 7), Path::new("d/00000000000000000007.log"));
     }
 
     #[test]
@@ -391,15 +336,7 @@ mod tests {
         for (i, value) in [&b"a"[..], &big, b"c"].iter().enumerate() {
             let mut buf = Vec::new();
             let base = seg.next_offset;
-            encode_frame(
-                base,
-                &[NewRecord {
-                    timestamp: i as i64,
-                    value,
-                }],
-                &mut buf,
-            )
-            .unwrap();
+            encode_frame(base, &[NewRecord { timestamp: i as i64, prefix: &[], value }], &mut buf).unwrap();
             seg.append(&buf, 1, i as i64, 0).ok().unwrap();
         }
         assert_eq!(seg.entries.len(), 3);

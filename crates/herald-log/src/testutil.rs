@@ -8,11 +8,7 @@ use crate::{Log, LogOptions, NewRecord, Record};
 
 /// Small segments and a dense index, so a few hundred records exercise rolls and index lookups.
 pub fn small_opts(segment_max_bytes: u64) -> LogOptions {
-    LogOptions {
-        segment_max_bytes,
-        index_interval_bytes: 100,
-        ..Default::default()
-    }
+    LogOptions { segment_max_bytes, index_interval_bytes: 100, ..Default::default() }
 }
 
 /// The value stored at `offset` by [`fill`]; its length varies so frames differ in size.
@@ -36,10 +32,7 @@ pub fn fill(log: &Log, batches: usize) {
         let batch: Vec<NewRecord<'_>> = values
             .iter()
             .enumerate()
-            .map(|(j, v)| NewRecord {
-                timestamp: ts_for(base + j as u64),
-                value: v,
-            })
+            .map(|(j, v)| NewRecord { timestamp: ts_for(base + j as u64), prefix: &[], value: v })
             .collect();
         let out = log.append(&batch).unwrap();
         assert_eq!((out.first_offset, out.last_offset), (base, base + n - 1));
@@ -52,11 +45,7 @@ pub fn assert_filled(records: &[Record], first: u64) {
         let offset = first + i as u64;
         assert_eq!(r.offset, offset);
         assert_eq!(r.timestamp, ts_for(offset));
-        assert_eq!(
-            &r.value[..],
-            &value_for(offset)[..],
-            "value at offset {offset}"
-        );
+        assert_eq!(&r.value[..], &value_for(offset)[..], "value at offset {offset}");
     }
 }
 
@@ -94,10 +83,5 @@ pub fn flip_byte(path: &Path, position: u64) {
 }
 
 pub fn truncate(path: &Path, len: u64) {
-    fs::OpenOptions::new()
-        .write(true)
-        .open(path)
-        .unwrap()
-        .set_len(len)
-        .unwrap();
+    fs::OpenOptions::new().write(true).open(path).unwrap().set_len(len).unwrap();
 }

@@ -22,6 +22,9 @@ async fn ready(State(state): State<AppState>) -> impl IntoResponse {
     if state.is_ready() {
         (StatusCode::OK, Json(json!({"status": {"code": 200, "message": "ready"}, "ready": true})))
     } else {
-        (StatusCode::SERVICE_UNAVAILABLE, Json(json!({"status": {"code": 503, "message": "not ready"}, "ready": false})))
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({"status": {"code": 503, "message": "not ready"}, "ready": false})),
+        )
     }
 }

@@ -181,7 +181,10 @@ mod tests {
         assert_eq!(e.code, herald_types::ErrorCode::PermissionDenied);
         assert_eq!(e.message, "forbidden: stream.write on t1/ns1: permission not granted");
         let other = ResourcePath::parse_joined("t2/ns1/stream/s").unwrap();
-        assert_eq!(p.authorize(Permission::StreamRead, &other).unwrap_err().message, "forbidden: stream.read on t2/ns1: tenant not allowed");
+        assert_eq!(
+            p.authorize(Permission::StreamRead, &other).unwrap_err().message,
+            "forbidden: stream.read on t2/ns1: tenant not allowed"
+        );
         let unscoped = auth().authenticate(Some(b"Bearer test-token")).unwrap();
         assert!(unscoped.authorize(Permission::KvWrite, &other).is_ok());
     }

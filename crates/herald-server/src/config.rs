@@ -127,7 +127,9 @@ impl Config {
             errors.push("storage.segment_max_bytes: must be at least 4096".into());
         }
         if self.grpc.max_message_bytes < (4 << 20) {
-            errors.push("grpc.max_message_bytes: must be at least 4194304 (4 MiB), the size FlowMesh clients assume".into());
+            errors.push(
+                "grpc.max_message_bytes: must be at least 4194304 (4 MiB), the size FlowMesh clients assume".into(),
+            );
         }
         for (i, t) in self.auth.tokens.iter().enumerate() {
             if t.token.trim().is_empty() {

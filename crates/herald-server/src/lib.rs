@@ -53,7 +53,14 @@ fn authenticator(v: &Validated) -> (Authenticator, Option<String>) {
         (Some(true), true) => {
             let token = herald_types::id::new_id();
             tracing::warn!(token = %token, "no auth tokens configured: generated a development token (changes on every start)");
-            (Authenticator::with_tokens(&[TokenConfig { token: token.clone(), tenants: vec!["*".into()], ..Default::default() }]), Some(token))
+            (
+                Authenticator::with_tokens(&[TokenConfig {
+                    token: token.clone(),
+                    tenants: vec!["*".into()],
+                    ..Default::default()
+                }]),
+                Some(token),
+            )
         }
         _ => (Authenticator::with_tokens(&a.tokens), None),
     }
@@ -65,7 +72,8 @@ pub async fn start(v: Validated) -> anyhow::Result<RunningServer> {
 }
 
 pub async fn start_with_clock(v: Validated, clock: Arc<dyn Clock>) -> anyhow::Result<RunningServer> {
-    let grpc_listener = TcpListener::bind(v.grpc_addr).await.with_context(|| format!("binding gRPC listener {}", v.grpc_addr))?;
+    let grpc_listener =
+        TcpListener::bind(v.grpc_addr).await.with_context(|| format!("binding gRPC listener {}", v.grpc_addr))?;
     let admin_listener =
         TcpListener::bind(v.admin_addr).await.with_context(|| format!("binding admin listener {}", v.admin_addr))?;
     let grpc_addr = grpc_listener.local_addr()?;
@@ -97,6 +105,10 @@ pub async fn start_with_clock(v: Validated, clock: Arc<dyn Clock>) -> anyhow::Re
     let incoming = tonic::transport::server::TcpIncoming::from(grpc_listener).with_nodelay(Some(true));
     tasks.push(tokio::spawn(async move {
         tonic::transport::Server::builder()
+            // Batches of events are often larger than HTTP/2's default 64 KiB window; a larger window lets a whole
+            // request arrive without waiting for WINDOW_UPDATE round trips.
+            .initial_stream_window_size(Some(2 << 20))
+            .initial_connection_window_size(Some(16 << 20))
             .add_routes(routes)
             .serve_with_incoming_shutdown(incoming, sd.cancelled_owned())
             .await
@@ -105,7 +117,10 @@ pub async fn start_with_clock(v: Validated, clock: Arc<dyn Clock>) -> anyhow::Re
     let admin = admin::router(state.clone());
     let sd = shutdown.clone();
     tasks.push(tokio::spawn(async move {
-        axum::serve(admin_listener, admin).with_graceful_shutdown(sd.cancelled_owned()).await.context("admin listener failed")
+        axum::serve(admin_listener, admin)
+            .with_graceful_shutdown(sd.cancelled_owned())
+            .await
+            .context("admin listener failed")
     }));
     state.set_ready(true);
     tracing::info!(grpc = %grpc_addr, admin = %admin_addr, auth = state.auth.is_enabled(), "herald is serving");

@@ -2,8 +2,8 @@
 
 use crate::auth::Authenticator;
 use herald_engine::Engine;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use tokio_util::sync::CancellationToken;
 
 #[derive(Clone)]

@@ -2,9 +2,9 @@
 //! and connected gRPC clients. Tests talk to it over the network exactly as users do.
 
 use herald_proto::flowmesh::v1 as pb;
+use herald_server::RunningServer;
 use herald_server::auth::TokenConfig;
 use herald_server::config::Config;
-use herald_server::RunningServer;
 use std::path::{Path, PathBuf};
 use tonic::transport::Channel;
 
@@ -60,8 +60,11 @@ impl TestServer {
         config.listeners.admin = "127.0.0.1:0".into();
         config.storage.fsync = options.fsync.clone().unwrap_or_else(|| "always".into());
         config.storage.auto_create = options.auto_create;
-        config.auth.tokens =
-            options.tokens.iter().map(|t| TokenConfig { token: t.clone(), tenants: vec!["*".into()], ..Default::default() }).collect();
+        config.auth.tokens = options
+            .tokens
+            .iter()
+            .map(|t| TokenConfig { token: t.clone(), tenants: vec!["*".into()], ..Default::default() })
+            .collect();
         if !options.resources.is_empty() {
             std::fs::create_dir_all(&data_dir)?;
             let file = data_dir.parent().unwrap_or(&data_dir).join("resources.json");
@@ -155,8 +158,13 @@ impl BinaryServer {
             .stdout(std::process::Stdio::null())
             .stderr(stderr)
             .spawn()?;
-        let mut server =
-            BinaryServer { child, grpc_addr: String::new(), admin_addr: String::new(), data_dir: data_dir.into(), stderr_path };
+        let mut server = BinaryServer {
+            child,
+            grpc_addr: String::new(),
+            admin_addr: String::new(),
+            data_dir: data_dir.into(),
+            stderr_path,
+        };
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
         loop {
             if let Ok(text) = std::fs::read_to_string(&port_file) {

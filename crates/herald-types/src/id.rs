@@ -7,9 +7,19 @@ use rand::RngCore;
 
 /// A fresh random 128-bit id as 32 lowercase hex characters.
 pub fn new_id() -> String {
+    hex::encode(new_id_bytes())
+}
+
+/// A fresh random 128-bit id as raw bytes (what the engine stores; render it with [`to_hex`]).
+pub fn new_id_bytes() -> [u8; 16] {
     let mut bytes = [0u8; 16];
     rand::rng().fill_bytes(&mut bytes);
-    hex::encode(bytes)
+    bytes
+}
+
+/// The 32-character lowercase hex form of an id.
+pub fn to_hex(id: &[u8; 16]) -> String {
+    hex::encode(id)
 }
 
 /// The raw 16 bytes of an id produced by [`new_id`], or `None` if `id` is not 32 hex characters.

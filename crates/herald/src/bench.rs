@@ -13,10 +13,48 @@ use herald_proto::flowmesh::v1::{
     stream_service_client::StreamServiceClient,
 };
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
-use tonic::transport::Channel;
+
+/// One HTTP/2 connection used directly as a gRPC transport. tonic's `Channel` sends every request through a buffer
+/// task; a load generator sharing the machine with the server cannot afford that extra hop per request.
+#[derive(Clone)]
+struct Conn(hyper::client::conn::http2::SendRequest<tonic::body::Body>);
+
+impl tower_service::Service<http::Request<tonic::body::Body>> for Conn {
+    type Response = http::Response<hyper::body::Incoming>;
+    type Error = hyper::Error;
+    type Future = std::pin::Pin<Box<dyn std::future::Future<Output = Result<Self::Response, Self::Error>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut std::task::Context<'_>) -> std::task::Poll<Result<(), Self::Error>> {
+        self.0.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: http::Request<tonic::body::Body>) -> Self::Future {
+        Box::pin(self.0.send_request(req))
+    }
+}
+
+async fn connect(addr: &str) -> anyhow::Result<Conn> {
+    let tcp = tokio::net::TcpStream::connect(addr).await.with_context(|| format!("connecting to {addr}"))?;
+    tcp.set_nodelay(true)?;
+    let (send, conn) = hyper::client::conn::http2::Builder::new(hyper_util::rt::TokioExecutor::new())
+        .initial_stream_window_size(2 << 20)
+        .initial_connection_window_size(16 << 20)
+        .handshake(hyper_util::rt::TokioIo::new(tcp))
+        .await?;
+    tokio::spawn(conn);
+    Ok(Conn(send))
+}
+
+fn bytes_of(v: Vec<u8>) -> hyper::body::Bytes {
+    hyper::body::Bytes::from(v)
+}
+
+fn origin(addr: &str) -> http::Uri {
+    format!("http://{addr}").parse().expect("host:port makes a URI")
+}
 
 #[derive(Args, Debug, Clone)]
 pub struct BenchArgs {
@@ -35,6 +73,11 @@ pub struct BenchArgs {
     /// Clients for the KV scenarios (redis-benchmark's default is 50).
     #[arg(long, default_value_t = 50)]
     kv_clients: usize,
+    /// HTTP/2 connections the KV clients share (default: one per client, like redis-benchmark). gRPC multiplexes
+    /// concurrent calls on a connection, so fewer connections with the same number of clients keeps the same
+    /// concurrency.
+    #[arg(long)]
+    kv_connections: Option<usize>,
     /// Seconds per scenario.
     #[arg(long, default_value_t = 5.0)]
     duration: f64,
@@ -70,6 +113,8 @@ struct BenchResult {
     scenario: String,
     fsync: String,
     clients: usize,
+    /// HTTP/2 connections the clients used.
+    connections: usize,
     ops: u64,
     seconds: f64,
     ops_per_sec: f64,
@@ -84,18 +129,27 @@ struct BenchResult {
 }
 
 fn rp(kind: &str) -> Option<pb::ResourcePath> {
-    Some(pb::ResourcePath { tenant: "t".into(), namespace: "bench".into(), resource_type: kind.into(), name: "bench".into() })
+    Some(pb::ResourcePath {
+        tenant: "t".into(),
+        namespace: "bench".into(),
+        resource_type: kind.into(),
+        name: "bench".into(),
+    })
 }
 
 struct Spawned {
     child: std::process::Child,
-    _dir: Option<tempfile::TempDir>,
+    /// Removed when the server stops, so one scenario's data is not still being written back to the disk (and
+    /// throttling writers) while the next scenario runs.
+    dir: PathBuf,
+    _tmp: Option<tempfile::TempDir>,
 }
 
 impl Drop for Spawned {
     fn drop(&mut self) {
         let _ = std::process::Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status();
         let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
 
@@ -115,7 +169,17 @@ fn spawn_server(args: &BenchArgs, fsync: &str) -> anyhow::Result<(String, Spawne
     };
     let port_file = dir.join("port.json");
     let child = std::process::Command::new(std::env::current_exe()?)
-        .args(["serve", "--grpc-addr", "127.0.0.1:0", "--admin-addr", "127.0.0.1:0", "--auto-create", "--no-auth", "--log", "warn"])
+        .args([
+            "serve",
+            "--grpc-addr",
+            "127.0.0.1:0",
+            "--admin-addr",
+            "127.0.0.1:0",
+            "--auto-create",
+            "--no-auth",
+            "--log",
+            "warn",
+        ])
         .arg("--fsync")
         .arg(fsync)
         .arg("--data-dir")
@@ -126,7 +190,7 @@ fn spawn_server(args: &BenchArgs, fsync: &str) -> anyhow::Result<(String, Spawne
         .stderr(std::fs::File::create(dir.join("server.log"))?)
         .spawn()
         .context("starting herald serve")?;
-    let spawned = Spawned { child, _dir: tmp };
+    let spawned = Spawned { child, dir: dir.clone(), _tmp: tmp };
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         if let Ok(text) = std::fs::read_to_string(&port_file) {
@@ -141,35 +205,71 @@ fn spawn_server(args: &BenchArgs, fsync: &str) -> anyhow::Result<(String, Spawne
 fn request<T>(msg: T, token: &Option<String>) -> tonic::Request<T> {
     let mut r = tonic::Request::new(msg);
     if let Some(t) = token
-        && let Ok(v) = format!("Bearer {t}").parse() {
-            r.metadata_mut().insert("authorization", v);
-        }
+        && let Ok(v) = format!("Bearer {t}").parse()
+    {
+        r.metadata_mut().insert("authorization", v);
+    }
     r
 }
 
 /// Runs `clients` loops of `op` for `duration`, each on its own connection, and merges their latencies.
-async fn drive<F, Fut>(addr: &str, clients: usize, duration: Duration, op: F) -> anyhow::Result<(u64, f64, Histogram<u64>, u64)>
+async fn drive<F, Fut>(
+    addr: &str,
+    clients: usize,
+    duration: Duration,
+    op: F,
+) -> anyhow::Result<(u64, f64, Histogram<u64>, u64)>
 where
-    F: Fn(Channel, u64) -> Fut + Send + Sync + 'static,
+    F: Fn(Conn, http::Uri, u64) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = anyhow::Result<()>> + Send,
+{
+    drive_shared(addr, clients, clients, duration, op).await
+}
+
+/// Like [`drive`], with the clients spread over `connections` HTTP/2 connections.
+async fn drive_shared<F, Fut>(
+    addr: &str,
+    clients: usize,
+    connections: usize,
+    duration: Duration,
+    op: F,
+) -> anyhow::Result<(u64, f64, Histogram<u64>, u64)>
+where
+    F: Fn(Conn, http::Uri, u64) -> Fut + Send + Sync + 'static,
     Fut: std::future::Future<Output = anyhow::Result<()>> + Send,
 {
     let op = Arc::new(op);
     let stop = Arc::new(AtomicBool::new(false));
     let errors = Arc::new(AtomicU64::new(0));
     let mut tasks = Vec::new();
+    let mut conns = Vec::new();
+    for _ in 0..connections.clamp(1, clients.max(1)) {
+        conns.push(connect(addr).await?);
+    }
     let start = Instant::now();
     for c in 0..clients {
-        let channel = Channel::from_shared(format!("http://{addr}"))?.connect().await?;
+        let conn = conns[c % conns.len()].clone();
+        let origin = origin(addr);
         let (op, stop, errors) = (Arc::clone(&op), Arc::clone(&stop), Arc::clone(&errors));
         tasks.push(tokio::spawn(async move {
             let mut hist = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("histogram bounds");
             let mut n = 0u64;
+            let mut failing_since: Option<Instant> = None;
             while !stop.load(Ordering::Relaxed) {
                 let t = Instant::now();
-                if op(channel.clone(), (c as u64) << 40 | n).await.is_err() {
+                if op(conn.clone(), origin.clone(), (c as u64) << 40 | n).await.is_err() {
                     errors.fetch_add(1, Ordering::Relaxed);
+                    // A dead server fails instantly: back off so the loop never starves the runtime, and stop
+                    // this client once it has failed for 5 s straight.
+                    let since = *failing_since.get_or_insert(t);
+                    if since.elapsed() > Duration::from_secs(5) {
+                        break;
+                    }
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                } else {
+                    failing_since = None;
+                    let _ = hist.record(t.elapsed().as_micros().max(1) as u64);
                 }
-                let _ = hist.record(t.elapsed().as_micros().max(1) as u64);
                 n += 1;
             }
             hist
@@ -182,7 +282,9 @@ where
         merged.add(t.await?)?;
     }
     let secs = start.elapsed().as_secs_f64();
-    Ok((merged.len(), secs, merged, errors.load(Ordering::Relaxed)))
+    let errors = errors.load(Ordering::Relaxed);
+    anyhow::ensure!(!merged.is_empty(), "no request succeeded ({errors} errors): is the server running?");
+    Ok((merged.len(), secs, merged, errors))
 }
 
 fn result(scenario: &str, fsync: &str, clients: usize, run: (u64, f64, Histogram<u64>, u64)) -> BenchResult {
@@ -191,6 +293,7 @@ fn result(scenario: &str, fsync: &str, clients: usize, run: (u64, f64, Histogram
         scenario: scenario.into(),
         fsync: fsync.into(),
         clients,
+        connections: clients,
         ops,
         seconds: secs,
         ops_per_sec: ops as f64 / secs,
@@ -205,12 +308,15 @@ fn result(scenario: &str, fsync: &str, clients: usize, run: (u64, f64, Histogram
 
 async fn stream_append(args: &BenchArgs, addr: &str, fsync: &str) -> anyhow::Result<BenchResult> {
     let (batch, size, token) = (args.batch, args.record_size, args.token.clone());
-    let payload: Arc<Vec<u8>> = Arc::new((0..size).map(|i| (i % 251) as u8).collect());
-    let run = drive(addr, args.clients, Duration::from_secs_f64(args.duration), move |ch, _| {
-        let (payload, token) = (Arc::clone(&payload), token.clone());
+    let payload = bytes_of((0..size).map(|i| (i % 251) as u8).collect());
+    let run = drive(addr, args.clients, Duration::from_secs_f64(args.duration), move |ch, origin, _| {
+        let (payload, token) = (payload.clone(), token.clone());
         async move {
-            let events = (0..batch).map(|_| pb::Event { payload: payload.to_vec(), headers: Default::default() }).collect();
-            StreamServiceClient::new(ch).write_events(request(pb::WriteEventsRequest { resource_path: rp("stream"), events }, &token)).await?;
+            let events =
+                (0..batch).map(|_| pb::Event { payload: payload.clone(), headers: Default::default() }).collect();
+            StreamServiceClient::with_origin(ch, origin)
+                .write_events(request(pb::WriteEventsRequest { resource_path: rp("stream"), events }, &token))
+                .await?;
             Ok(())
         }
     })
@@ -224,21 +330,23 @@ async fn stream_append(args: &BenchArgs, addr: &str, fsync: &str) -> anyhow::Res
 
 async fn stream_read(args: &BenchArgs, addr: &str, fsync: &str) -> anyhow::Result<BenchResult> {
     // Fill the stream first: 100k records.
-    let ch = Channel::from_shared(format!("http://{addr}"))?.connect().await?;
-    let mut w = StreamServiceClient::new(ch);
-    let payload: Vec<u8> = vec![7; args.record_size];
+    let mut w = StreamServiceClient::with_origin(connect(addr).await?, origin(addr));
+    let payload = bytes_of(vec![7; args.record_size]);
     let total: i64 = 100_000;
     for _ in 0..(total / 500) {
         let events = (0..500).map(|_| pb::Event { payload: payload.clone(), headers: Default::default() }).collect();
         w.write_events(request(pb::WriteEventsRequest { resource_path: rp("stream"), events }, &args.token)).await?;
     }
     let token = args.token.clone();
-    let run = drive(addr, args.clients, Duration::from_secs_f64(args.duration), move |ch, n| {
+    let run = drive(addr, args.clients, Duration::from_secs_f64(args.duration), move |ch, origin, n| {
         let token = token.clone();
         async move {
             let offset = (n.wrapping_mul(7919) % (total as u64 - 1000)) as i64;
             let req = pb::ReadStreamRequest { resource_path: rp("stream"), partition: 0, offset, max_messages: 1000 };
-            let msgs = StreamServiceClient::new(ch).max_decoding_message_size(64 << 20).read_stream(request(req, &token)).await?;
+            let msgs = StreamServiceClient::with_origin(ch, origin)
+                .max_decoding_message_size(64 << 20)
+                .read_stream(request(req, &token))
+                .await?;
             anyhow::ensure!(msgs.into_inner().messages.len() == 1000, "short read");
             Ok(())
         }
@@ -253,13 +361,21 @@ async fn stream_read(args: &BenchArgs, addr: &str, fsync: &str) -> anyhow::Resul
 
 async fn queue_cycle(args: &BenchArgs, addr: &str, fsync: &str) -> anyhow::Result<BenchResult> {
     let token = args.token.clone();
-    let run = drive(addr, args.clients, Duration::from_secs_f64(args.duration), move |ch, _| {
+    let run = drive(addr, args.clients, Duration::from_secs_f64(args.duration), move |ch, origin, _| {
         let token = token.clone();
         async move {
-            let mut q = QueueServiceClient::new(ch);
-            let enq = pb::EnqueueRequest { resource_path: rp("queue"), payload: vec![1; 256], ..Default::default() };
+            let mut q = QueueServiceClient::with_origin(ch, origin);
+            let enq = pb::EnqueueRequest {
+                resource_path: rp("queue"),
+                payload: bytes_of(vec![1; 256]),
+                ..Default::default()
+            };
             q.enqueue(request(enq, &token)).await?;
-            let res = pb::ReserveRequest { resource_path: rp("queue"), visibility_timeout_seconds: 30, long_poll_timeout_seconds: 1 };
+            let res = pb::ReserveRequest {
+                resource_path: rp("queue"),
+                visibility_timeout_seconds: 30,
+                long_poll_timeout_seconds: 1,
+            };
             let job = q.reserve(request(res, &token)).await?.into_inner().job.context("no job")?;
             q.ack(request(pb::AckRequest { resource_path: rp("queue"), job_id: job.id }, &token)).await?;
             Ok(())
@@ -271,32 +387,45 @@ async fn queue_cycle(args: &BenchArgs, addr: &str, fsync: &str) -> anyhow::Resul
 
 async fn kv(args: &BenchArgs, addr: &str, fsync: &str, get: bool) -> anyhow::Result<BenchResult> {
     let (keyspace, token) = (args.keyspace as u64, args.token.clone());
-    let value: Arc<Vec<u8>> = Arc::new(vec![b'v'; args.value_size]);
+    let value = bytes_of(vec![b'v'; args.value_size]);
     if get {
         // Every key exists before reads start, as after redis-benchmark's SET run.
-        let ch = Channel::from_shared(format!("http://{addr}"))?.connect().await?;
-        let mut kv = KvServiceClient::new(ch);
+        let mut kv = KvServiceClient::with_origin(connect(addr).await?, origin(addr));
         for k in 0..keyspace {
-            let set = pb::SetRequest { resource_path: rp("kv"), key: format!("key:{k:012}"), value: value.to_vec(), ttl_seconds: 0 };
+            let set = pb::SetRequest {
+                resource_path: rp("kv"),
+                key: format!("key:{k:012}"),
+                value: value.clone(),
+                ttl_seconds: 0,
+            };
             kv.set(request(set, &token)).await?;
         }
     }
-    let run = drive(addr, args.kv_clients, Duration::from_secs_f64(args.duration), move |ch, n| {
-        let (value, token) = (Arc::clone(&value), token.clone());
-        async move {
-            let key = format!("key:{:012}", n.wrapping_mul(2_654_435_761) % keyspace);
-            let mut kv = KvServiceClient::new(ch);
-            if get {
-                kv.get(request(pb::GetRequest { resource_path: rp("kv"), key }, &token)).await?;
-            } else {
-                let set = pb::SetRequest { resource_path: rp("kv"), key, value: value.to_vec(), ttl_seconds: 0 };
-                kv.set(request(set, &token)).await?;
+    let connections = args.kv_connections.unwrap_or(args.kv_clients);
+    let run = drive_shared(
+        addr,
+        args.kv_clients,
+        connections,
+        Duration::from_secs_f64(args.duration),
+        move |ch, origin, n| {
+            let (value, token) = (value.clone(), token.clone());
+            async move {
+                let key = format!("key:{:012}", n.wrapping_mul(2_654_435_761) % keyspace);
+                let mut kv = KvServiceClient::with_origin(ch, origin);
+                if get {
+                    kv.get(request(pb::GetRequest { resource_path: rp("kv"), key }, &token)).await?;
+                } else {
+                    let set = pb::SetRequest { resource_path: rp("kv"), key, value, ttl_seconds: 0 };
+                    kv.set(request(set, &token)).await?;
+                }
+                Ok(())
             }
-            Ok(())
-        }
-    })
+        },
+    )
     .await?;
-    Ok(result(if get { "kv-get" } else { "kv-set" }, fsync, args.kv_clients, run))
+    let mut r = result(if get { "kv-get" } else { "kv-set" }, fsync, args.kv_clients, run);
+    r.connections = connections;
+    Ok(r)
 }
 
 async fn run_all(args: BenchArgs) -> anyhow::Result<Vec<BenchResult>> {
@@ -311,8 +440,11 @@ async fn run_all(args: BenchArgs) -> anyhow::Result<Vec<BenchResult>> {
     }
     let mut results = Vec::new();
     for scenario in &wanted {
+        // Start every scenario with no dirty pages left from the previous one.
+        let _ = std::process::Command::new("sync").status();
         let policies = if scenario == "stream-append" { args.fsync.clone() } else { vec![args.default_fsync.clone()] };
         for fsync in policies {
+            let _ = std::process::Command::new("sync").status();
             let (addr, spawned) = match &args.target {
                 Some(t) => (t.clone(), None),
                 None => {
@@ -346,8 +478,8 @@ fn print_row(r: &BenchResult) {
         _ => String::new(),
     };
     println!(
-        "{:<14} fsync={:<12} clients={:<3} {:>10.0} ops/s  p50 {:>6} µs  p99 {:>7} µs  errors {}{}",
-        r.scenario, r.fsync, r.clients, r.ops_per_sec, r.p50_us, r.p99_us, r.errors, extra
+        "{:<14} fsync={:<12} clients={:<3} conns={:<3} {:>10.0} ops/s  p50 {:>6} µs  p99 {:>7} µs  errors {}{}",
+        r.scenario, r.fsync, r.clients, r.connections, r.ops_per_sec, r.p50_us, r.p99_us, r.errors, extra
     );
 }
 

@@ -92,9 +92,8 @@ pub fn main(args: ServeArgs) -> anyhow::Result<()> {
     tracing_subscriber::fmt().with_env_filter(filter).with_ansi(ansi).with_writer(std::io::stderr).init();
 
     let (config, port_file) = args.into_config()?;
-    let validated = config.validate().map_err(|errors| {
-        anyhow::anyhow!("invalid configuration:\n  - {}", errors.join("\n  - "))
-    })?;
+    let validated =
+        config.validate().map_err(|errors| anyhow::anyhow!("invalid configuration:\n  - {}", errors.join("\n  - ")))?;
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().thread_name("herald").build()?;
     runtime.block_on(async move {
         let server = herald_server::start(validated).await?;

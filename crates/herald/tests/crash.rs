@@ -1,8 +1,10 @@
 //! Durability is tested by crashing: SIGKILL the real server in the middle of writes and acks, restart it, and check
 //! that everything it acknowledged under `fsync = always` is there exactly once.
 
-use herald_testkit::v1::{self as pb, queue_service_client::QueueServiceClient, stream_service_client::StreamServiceClient};
-use herald_testkit::{path, write_provisioning_file, BinaryServer};
+use herald_testkit::v1::{
+    self as pb, queue_service_client::QueueServiceClient, stream_service_client::StreamServiceClient,
+};
+use herald_testkit::{BinaryServer, path, write_provisioning_file};
 use std::collections::{BTreeMap, HashSet};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -13,8 +15,12 @@ const STREAM: &str = "t1/ns1/stream/crash";
 const QUEUE: &str = "t1/ns1/queue/crash";
 
 fn start(dir: &Path) -> BinaryServer {
-    BinaryServer::start(Path::new(BIN), &dir.join("data"), &["--fsync", "always", "--resources", dir.join("res.json").to_str().unwrap()])
-        .expect("server starts")
+    BinaryServer::start(
+        Path::new(BIN),
+        &dir.join("data"),
+        &["--fsync", "always", "--resources", dir.join("res.json").to_str().unwrap()],
+    )
+    .expect("server starts")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -29,14 +35,18 @@ async fn sigkill_during_stream_writes_and_queue_acks_loses_nothing_acknowledged(
     let mut enqueued = HashSet::new();
     for i in 0..400 {
         let r = queue
-            .enqueue(pb::EnqueueRequest { resource_path: path(QUEUE), payload: format!("job-{i}").into_bytes(), ..Default::default() })
+            .enqueue(pb::EnqueueRequest {
+                resource_path: path(QUEUE),
+                payload: format!("job-{i}").into(),
+                ..Default::default()
+            })
             .await
             .unwrap()
             .into_inner();
         enqueued.insert(r.job_id);
     }
 
-    let acked_events: Arc<Mutex<BTreeMap<i64, Vec<u8>>>> = Arc::default();
+    let acked_events: Arc<Mutex<BTreeMap<i64, bytes::Bytes>>> = Arc::default();
     let acked_jobs: Arc<Mutex<HashSet<String>>> = Arc::default();
     let ack_attempted: Arc<Mutex<HashSet<String>>> = Arc::default();
     let mut tasks = Vec::new();
@@ -45,10 +55,12 @@ async fn sigkill_during_stream_writes_and_queue_acks_loses_nothing_acknowledged(
         let acked = Arc::clone(&acked_events);
         tasks.push(tokio::spawn(async move {
             for n in 0.. {
-                let events: Vec<pb::Event> =
-                    (0..5).map(|i| pb::Event { payload: format!("w{w}-{n}-{i}").into_bytes(), headers: Default::default() }).collect();
-                let payloads: Vec<Vec<u8>> = events.iter().map(|e| e.payload.clone()).collect();
-                let Ok(r) = streams.write_events(pb::WriteEventsRequest { resource_path: path(STREAM), events }).await else {
+                let events: Vec<pb::Event> = (0..5)
+                    .map(|i| pb::Event { payload: format!("w{w}-{n}-{i}").into(), headers: Default::default() })
+                    .collect();
+                let payloads: Vec<bytes::Bytes> = events.iter().map(|e| e.payload.clone()).collect();
+                let Ok(r) = streams.write_events(pb::WriteEventsRequest { resource_path: path(STREAM), events }).await
+                else {
                     return;
                 };
                 let offsets = r.into_inner().offsets;
@@ -65,7 +77,11 @@ async fn sigkill_during_stream_writes_and_queue_acks_loses_nothing_acknowledged(
         tasks.push(tokio::spawn(async move {
             loop {
                 let Ok(r) = q
-                    .reserve(pb::ReserveRequest { resource_path: path(QUEUE), visibility_timeout_seconds: 1, long_poll_timeout_seconds: 1 })
+                    .reserve(pb::ReserveRequest {
+                        resource_path: path(QUEUE),
+                        visibility_timeout_seconds: 1,
+                        long_poll_timeout_seconds: 1,
+                    })
                     .await
                 else {
                     return;
@@ -101,7 +117,12 @@ async fn sigkill_during_stream_writes_and_queue_acks_loses_nothing_acknowledged(
     let mut all = Vec::new();
     loop {
         let msgs = streams
-            .read_stream(pb::ReadStreamRequest { resource_path: path(STREAM), offset: all.len() as i64, max_messages: 1000, ..Default::default() })
+            .read_stream(pb::ReadStreamRequest {
+                resource_path: path(STREAM),
+                offset: all.len() as i64,
+                max_messages: 1000,
+                ..Default::default()
+            })
             .await
             .unwrap()
             .into_inner()
@@ -118,7 +139,7 @@ async fn sigkill_during_stream_writes_and_queue_acks_loses_nothing_acknowledged(
     for (offset, payload) in &acked_events {
         assert_eq!(&all[*offset as usize].payload, payload, "acknowledged event at offset {offset} survived");
     }
-    let distinct: HashSet<&Vec<u8>> = all.iter().map(|m| &m.payload).collect();
+    let distinct: HashSet<&bytes::Bytes> = all.iter().map(|m| &m.payload).collect();
     assert_eq!(distinct.len(), all.len(), "no event stored twice");
 
     // Queues: acknowledged jobs never come back; every other enqueued job is still there exactly once.
@@ -129,7 +150,12 @@ async fn sigkill_during_stream_writes_and_queue_acks_loses_nothing_acknowledged(
     let mut remaining = Vec::new();
     loop {
         let jobs = queue
-            .receive(pb::ReceiveRequest { resource_path: path(QUEUE), max_jobs: 100, visibility_timeout_seconds: 600, long_poll_timeout_seconds: 3 })
+            .receive(pb::ReceiveRequest {
+                resource_path: path(QUEUE),
+                max_jobs: 100,
+                visibility_timeout_seconds: 600,
+                long_poll_timeout_seconds: 3,
+            })
             .await
             .unwrap()
             .into_inner()
@@ -158,28 +184,34 @@ async fn a_torn_tail_is_truncated_and_reported_at_restart() {
     let mut server = start(dir.path());
     let mut streams = StreamServiceClient::new(server.channel().await);
     for n in 0..3 {
-        let events = vec![pb::Event { payload: format!("e{n}").into_bytes(), headers: Default::default() }];
+        let events = vec![pb::Event { payload: format!("e{n}").into(), headers: Default::default() }];
         streams.write_events(pb::WriteEventsRequest { resource_path: path(STREAM), events }).await.unwrap();
     }
     server.stop().unwrap();
 
     // Tear the last batch: cut its final bytes, as a crash during the write would.
-    let seg = walk(&dir.path().join("data/streams")).into_iter().find(|p| p.extension().is_some_and(|e| e == "log")).unwrap();
+    let seg =
+        walk(&dir.path().join("data/streams")).into_iter().find(|p| p.extension().is_some_and(|e| e == "log")).unwrap();
     let len = std::fs::metadata(&seg).unwrap().len();
     std::fs::OpenOptions::new().write(true).open(&seg).unwrap().set_len(len - 3).unwrap();
 
     let server = start(dir.path());
     let mut streams = StreamServiceClient::new(server.channel().await);
     let msgs = streams
-        .read_stream(pb::ReadStreamRequest { resource_path: path(STREAM), offset: 0, max_messages: 10, ..Default::default() })
+        .read_stream(pb::ReadStreamRequest {
+            resource_path: path(STREAM),
+            offset: 0,
+            max_messages: 10,
+            ..Default::default()
+        })
         .await
         .unwrap()
         .into_inner()
         .messages;
-    assert_eq!(msgs.iter().map(|m| m.payload.clone()).collect::<Vec<_>>(), vec![b"e0".to_vec(), b"e1".to_vec()]);
+    assert_eq!(msgs.iter().map(|m| &m.payload[..]).collect::<Vec<_>>(), [&b"e0"[..], b"e1"]);
     assert!(server.log().contains("recovered with data loss"), "recovery is reported:\n{}", server.log());
     // The stream continues at the first free offset.
-    let events = vec![pb::Event { payload: b"e2-again".to_vec(), headers: Default::default() }];
+    let events = vec![pb::Event { payload: "e2-again".into(), headers: Default::default() }];
     let r = streams.write_events(pb::WriteEventsRequest { resource_path: path(STREAM), events }).await.unwrap();
     assert_eq!(r.into_inner().offsets, vec![2]);
 }

@@ -5,7 +5,7 @@ use herald_testkit::v1::{
     self as pb, health_service_client::HealthServiceClient, kv_service_client::KvServiceClient,
     queue_service_client::QueueServiceClient, stream_service_client::StreamServiceClient,
 };
-use herald_testkit::{authed, path, TestOptions, TestServer};
+use herald_testkit::{TestOptions, TestServer, authed, path};
 use std::time::{Duration, Instant};
 use tonic::Code;
 
@@ -24,7 +24,10 @@ async fn server(resources: &[&str]) -> TestServer {
 fn write(stream: &str, payloads: &[&str]) -> pb::WriteEventsRequest {
     pb::WriteEventsRequest {
         resource_path: path(stream),
-        events: payloads.iter().map(|p| pb::Event { payload: p.as_bytes().to_vec(), headers: Default::default() }).collect(),
+        events: payloads
+            .iter()
+            .map(|p| pb::Event { payload: p.as_bytes().to_vec().into(), headers: Default::default() })
+            .collect(),
     }
 }
 
@@ -45,7 +48,11 @@ async fn authentication_outcomes_and_exempt_health() {
     let bad = pb::WriteEventsRequest { resource_path: path("/ns1/stream/a"), events: vec![] };
     assert_eq!(s.write_events(bad).await.unwrap_err().code(), Code::Unauthenticated);
     // Subscribe is authenticated too (D8).
-    let sub = pb::SubscribeRequest { resource_path: path("t1/ns1/stream/a"), consumer_group: "g".into(), ..Default::default() };
+    let sub = pb::SubscribeRequest {
+        resource_path: path("t1/ns1/stream/a"),
+        consumer_group: "g".into(),
+        ..Default::default()
+    };
     assert_eq!(s.subscribe(sub).await.unwrap_err().code(), Code::Unauthenticated);
     // Health checks need no token, and ignore a wrong one.
     let mut h = HealthServiceClient::new(ch);
@@ -61,9 +68,19 @@ async fn subscribe_resumes_pushes_live_and_checks_up_front() {
     let srv = server(&["t1/ns1/stream/c06"]).await;
     let mut s = StreamServiceClient::new(srv.channel().await);
     s.write_events(authed(write("t1/ns1/stream/c06", &["0", "1", "2", "3", "4"]), TOKEN)).await.unwrap();
-    let commit = pb::CommitOffsetRequest { resource_path: path("t1/ns1/stream/c06"), consumer_group: "g".into(), partition: 0, offset: 2 };
+    let commit = pb::CommitOffsetRequest {
+        resource_path: path("t1/ns1/stream/c06"),
+        consumer_group: "g".into(),
+        partition: 0,
+        offset: 2,
+    };
     s.commit_offset(authed(commit, TOKEN)).await.unwrap();
-    let sub = pb::SubscribeRequest { resource_path: path("t1/ns1/stream/c06"), consumer_group: "g".into(), partition: 0, start_offset: -1 };
+    let sub = pb::SubscribeRequest {
+        resource_path: path("t1/ns1/stream/c06"),
+        consumer_group: "g".into(),
+        partition: 0,
+        start_offset: -1,
+    };
     let mut frames = s.subscribe(authed(sub, TOKEN)).await.unwrap().into_inner();
     for expect in [3, 4] {
         let f = frames.message().await.unwrap().unwrap();
@@ -77,11 +94,23 @@ async fn subscribe_resumes_pushes_live_and_checks_up_front() {
     assert!(t.elapsed() < Duration::from_millis(500), "pushed, not polled: {:?}", t.elapsed());
     drop(frames);
 
-    let missing = pb::SubscribeRequest { resource_path: path("t1/ns1/stream/missing"), consumer_group: "g".into(), ..Default::default() };
+    let missing = pb::SubscribeRequest {
+        resource_path: path("t1/ns1/stream/missing"),
+        consumer_group: "g".into(),
+        ..Default::default()
+    };
     let e = s.subscribe(authed(missing, TOKEN)).await.unwrap_err();
     assert_eq!((e.code(), e.message()), (Code::NotFound, "stream not found: t1/ns1/stream/missing"));
-    let bad = pb::SubscribeRequest { resource_path: path("t1/ns1/stream/c06"), consumer_group: "g".into(), start_offset: -3, ..Default::default() };
-    assert_eq!(s.subscribe(authed(bad, TOKEN)).await.unwrap_err().message(), "start_offset must be >= 0, -1 (committed), or -2 (latest)");
+    let bad = pb::SubscribeRequest {
+        resource_path: path("t1/ns1/stream/c06"),
+        consumer_group: "g".into(),
+        start_offset: -3,
+        ..Default::default()
+    };
+    assert_eq!(
+        s.subscribe(authed(bad, TOKEN)).await.unwrap_err().message(),
+        "start_offset must be >= 0, -1 (committed), or -2 (latest)"
+    );
     srv.shutdown().await.unwrap();
 }
 
@@ -90,11 +119,20 @@ async fn graceful_shutdown_ends_subscriptions_and_long_polls() {
     let srv = server(&["t1/ns1/stream/s", "t1/ns1/queue/q"]).await;
     let ch = srv.channel().await;
     let mut s = StreamServiceClient::new(ch.clone());
-    let sub = pb::SubscribeRequest { resource_path: path("t1/ns1/stream/s"), consumer_group: "g".into(), partition: 0, start_offset: -2 };
+    let sub = pb::SubscribeRequest {
+        resource_path: path("t1/ns1/stream/s"),
+        consumer_group: "g".into(),
+        partition: 0,
+        start_offset: -2,
+    };
     let mut frames = s.subscribe(authed(sub, TOKEN)).await.unwrap().into_inner();
     let mut q = QueueServiceClient::new(ch);
     let poll = tokio::spawn(async move {
-        let req = pb::ReserveRequest { resource_path: path("t1/ns1/queue/q"), visibility_timeout_seconds: 0, long_poll_timeout_seconds: 20 };
+        let req = pb::ReserveRequest {
+            resource_path: path("t1/ns1/queue/q"),
+            visibility_timeout_seconds: 0,
+            long_poll_timeout_seconds: 20,
+        };
         q.reserve(authed(req, TOKEN)).await
     });
     tokio::time::sleep(Duration::from_millis(200)).await;
@@ -121,13 +159,21 @@ async fn reserve_long_poll_wakes_on_enqueue() {
     let mut producer = QueueServiceClient::new(ch);
     tokio::spawn(async move {
         tokio::time::sleep(Duration::from_millis(300)).await;
-        let req = pb::EnqueueRequest { resource_path: path("t1/ns1/queue/c09"), payload: b"late".to_vec(), ..Default::default() };
+        let req = pb::EnqueueRequest {
+            resource_path: path("t1/ns1/queue/c09"),
+            payload: "late".into(),
+            ..Default::default()
+        };
         producer.enqueue(authed(req, TOKEN)).await.unwrap();
     });
     let t = Instant::now();
-    let req = pb::ReserveRequest { resource_path: path("t1/ns1/queue/c09"), visibility_timeout_seconds: 30, long_poll_timeout_seconds: 5 };
+    let req = pb::ReserveRequest {
+        resource_path: path("t1/ns1/queue/c09"),
+        visibility_timeout_seconds: 30,
+        long_poll_timeout_seconds: 5,
+    };
     let job = q.reserve(authed(req, TOKEN)).await.unwrap().into_inner().job.unwrap();
-    assert_eq!(job.payload, b"late");
+    assert_eq!(&job.payload[..], b"late");
     assert!(t.elapsed() < Duration::from_millis(1500), "woken by the enqueue: {:?}", t.elapsed());
     srv.shutdown().await.unwrap();
 }
@@ -137,7 +183,12 @@ async fn four_mib_requests_are_accepted_and_data_survives_restart() {
     let mut srv = server(&["t1/ns1/kv/big", "t1/ns1/stream/big"]).await;
     let big = vec![b'x'; 4 << 20];
     let mut kv = KvServiceClient::new(srv.channel().await);
-    let set = pb::SetRequest { resource_path: path("t1/ns1/kv/big"), key: "k".into(), value: big.clone(), ttl_seconds: 0 };
+    let set = pb::SetRequest {
+        resource_path: path("t1/ns1/kv/big"),
+        key: "k".into(),
+        value: big.clone().into(),
+        ttl_seconds: 0,
+    };
     kv.set(authed(set, TOKEN)).await.unwrap();
     srv.restart().await.unwrap();
     // Like grpc-go and grpcio clients, tonic's client refuses responses over 4 MiB unless told otherwise.
@@ -155,14 +206,26 @@ async fn scoped_tokens_get_permission_denied() {
     config.listeners.grpc = "127.0.0.1:0".into();
     config.listeners.admin = "127.0.0.1:0".into();
     config.storage.auto_create = true;
-    config.auth.tokens = vec![TokenConfig { token: "reader".into(), tenants: vec!["t1".into()], namespaces: vec![], permissions: vec!["kv.read".into()] }];
+    config.auth.tokens = vec![TokenConfig {
+        token: "reader".into(),
+        tenants: vec!["t1".into()],
+        namespaces: vec![],
+        permissions: vec!["kv.read".into()],
+    }];
     let srv = herald_server::start(config.validate().unwrap()).await.unwrap();
-    let ch = tonic::transport::Channel::from_shared(format!("http://{}", srv.grpc_addr)).unwrap().connect().await.unwrap();
+    let ch =
+        tonic::transport::Channel::from_shared(format!("http://{}", srv.grpc_addr)).unwrap().connect().await.unwrap();
     let mut kv = KvServiceClient::new(ch);
-    let set = pb::SetRequest { resource_path: path("t1/ns1/kv/s"), key: "k".into(), value: b"v".to_vec(), ttl_seconds: 0 };
+    let set = pb::SetRequest { resource_path: path("t1/ns1/kv/s"), key: "k".into(), value: "v".into(), ttl_seconds: 0 };
     let e = kv.set(authed(set, "reader")).await.unwrap_err();
-    assert_eq!((e.code(), e.message()), (Code::PermissionDenied, "forbidden: kv.write on t1/ns1: permission not granted"));
+    assert_eq!(
+        (e.code(), e.message()),
+        (Code::PermissionDenied, "forbidden: kv.write on t1/ns1: permission not granted")
+    );
     let get = pb::GetRequest { resource_path: path("t2/ns1/kv/s"), key: "k".into() };
-    assert_eq!(kv.get(authed(get, "reader")).await.unwrap_err().message(), "forbidden: kv.read on t2/ns1: tenant not allowed");
+    assert_eq!(
+        kv.get(authed(get, "reader")).await.unwrap_err().message(),
+        "forbidden: kv.read on t2/ns1: tenant not allowed"
+    );
     srv.shutdown().await.unwrap();
 }

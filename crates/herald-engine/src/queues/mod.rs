@@ -13,15 +13,15 @@ mod retry;
 mod state;
 
 use crate::api::{Headers, Job, QueueStats, Queues, ReceiveOptions, RetryPolicy};
-use crate::codec::{put_headers, Reader, VERSION};
+use crate::codec::{Reader, VERSION, put_headers};
 use crate::resources::{Registry, Resource};
-use crate::store::{fjall_err, key2, SharedStore};
+use crate::store::{SharedStore, fjall_err, key2};
 use crate::streams::hex_id;
 use crate::timefmt::rfc3339_seconds;
 use async_trait::async_trait;
 use bytes::Bytes;
 use herald_types::clock::NANOS_PER_SEC;
-use herald_types::id::{id_bytes, new_id};
+use herald_types::id::{id_bytes, new_id_bytes};
 use herald_types::{Clock, HeraldError, ResourceKind, ResourcePath, Result};
 use parking_lot::{Mutex, RwLock};
 use state::{Counters, JobId, JobMeta, QueueState};
@@ -78,7 +78,8 @@ enum Failure {
 
 impl EmbeddedQueues {
     pub fn open(registry: Arc<Registry>, store: SharedStore, clock: Arc<dyn Clock>) -> Result<Self> {
-        let q = EmbeddedQueues { registry, store, clock, queues: RwLock::new(HashMap::new()), load_lock: Mutex::new(()) };
+        let q =
+            EmbeddedQueues { registry, store, clock, queues: RwLock::new(HashMap::new()), load_lock: Mutex::new(()) };
         for res in q.registry.all(ResourceKind::Queue) {
             q.handle(&res)?;
         }
@@ -104,7 +105,8 @@ impl EmbeddedQueues {
             st.insert_loaded(meta);
         }
         if let Some(v) = self.store.queue_meta.get(res.rid.to_be_bytes()).map_err(fjall_err("loading queue"))? {
-            let c = Counters::decode(&v).ok_or_else(|| HeraldError::internal(format!("corrupt counters of {}", res.path)))?;
+            let c = Counters::decode(&v)
+                .ok_or_else(|| HeraldError::internal(format!("corrupt counters of {}", res.path)))?;
             st.counters = Counters { next_seq: c.next_seq.max(st.counters.next_seq), ..c };
         }
         let h = Arc::new(QueueHandle { res: Arc::clone(res), state: Mutex::new(st), available: Notify::new() });
@@ -181,7 +183,7 @@ impl EmbeddedQueues {
         let visible_at = now.saturating_add(delay_ns);
         let seq = st.counters.next_seq;
         st.counters.next_seq += 1;
-        let id = id_bytes(&new_id()).expect("new_id is hex");
+        let id = new_id_bytes();
         let meta = JobMeta { id, seq, created_at: now, visible_at, reserve_until: 0, attempts: 0 };
         batch.insert(&self.store.job_body, Self::seq_key(h.res.rid, seq), Self::encode_body(headers, payload));
         batch.insert(&self.store.job_state, Self::seq_key(h.res.rid, seq), meta.encode());
@@ -232,7 +234,12 @@ impl EmbeddedQueues {
             {
                 // Lock order: a queue before its own dead-letter queue (names grow, so there is no cycle).
                 let mut dst = dlq.state.lock();
-                self.add_job(batch, &dlq, &mut dst, NewJob { headers: &dl_headers, payload: &payload, now, delay_ns: 0 });
+                self.add_job(
+                    batch,
+                    &dlq,
+                    &mut dst,
+                    NewJob { headers: &dl_headers, payload: &payload, now, delay_ns: 0 },
+                );
             }
             st.remove(seq);
             st.counters.failed += 1;
@@ -272,7 +279,10 @@ impl EmbeddedQueues {
         }
         if released > 0 {
             self.store.sync_now()?;
-            tracing::info!(jobs = released, "jobs in flight at the last stop are ready again (or dead-lettered if out of attempts)");
+            tracing::info!(
+                jobs = released,
+                "jobs in flight at the last stop are ready again (or dead-lettered if out of attempts)"
+            );
         }
         Ok(())
     }
@@ -303,7 +313,12 @@ impl EmbeddedQueues {
     }
 
     /// One non-waiting attempt to reserve jobs.
-    fn try_take(&self, h: &QueueHandle, max: usize, visibility_secs: i64) -> Result<(Vec<Job>, Option<u64>, Option<i64>)> {
+    fn try_take(
+        &self,
+        h: &QueueHandle,
+        max: usize,
+        visibility_secs: i64,
+    ) -> Result<(Vec<Job>, Option<u64>, Option<i64>)> {
         let now = self.clock.now_ns();
         let mut st = h.state.lock();
         let taken = st.take_visible(now, max, now + visibility_secs * NANOS_PER_SEC);
@@ -327,7 +342,13 @@ fn parse_job_id(id: &str) -> Option<JobId> {
 
 #[async_trait]
 impl Queues for EmbeddedQueues {
-    async fn enqueue(&self, queue: &ResourcePath, payload: Bytes, delay_seconds: i64, headers: Headers) -> Result<(String, i64)> {
+    async fn enqueue(
+        &self,
+        queue: &ResourcePath,
+        payload: Bytes,
+        delay_seconds: i64,
+        headers: Headers,
+    ) -> Result<(String, i64)> {
         if payload.is_empty() {
             return Err(HeraldError::invalid("payload cannot be empty"));
         }
@@ -342,7 +363,8 @@ impl Queues for EmbeddedQueues {
             let mut batch = self.store.batch();
             let now = self.clock.now_ns();
             let delay_ns = delay_seconds.saturating_mul(NANOS_PER_SEC);
-            let (id, seq) = self.add_job(&mut batch, &h, &mut st, NewJob { headers: &headers, payload: &payload, now, delay_ns });
+            let (id, seq) =
+                self.add_job(&mut batch, &h, &mut st, NewJob { headers: &headers, payload: &payload, now, delay_ns });
             (id, seq, self.store.commit(batch)?)
         };
         self.store.durable(ticket).await?;
@@ -413,7 +435,11 @@ impl Queues for EmbeddedQueues {
             let mut st = h.state.lock();
             let seq = st.inflight_seq(&id).ok_or_else(not_found)?;
             let mut batch = self.store.batch();
-            let retry = if delay_seconds > 0 { Retry::After(delay_seconds.saturating_mul(NANOS_PER_SEC)) } else { Retry::Backoff };
+            let retry = if delay_seconds > 0 {
+                Retry::After(delay_seconds.saturating_mul(NANOS_PER_SEC))
+            } else {
+                Retry::Backoff
+            };
             let outcome = self.fail_delivery(&mut batch, &h, &mut st, seq, retry)?;
             (outcome, self.store.commit(batch)?)
         };
@@ -474,7 +500,12 @@ impl Queues for EmbeddedQueues {
             batch.remove(&self.store.job_body, Self::seq_key(dlq.res.rid, dseq));
             batch.remove(&self.store.job_state, Self::seq_key(dlq.res.rid, dseq));
             let now = self.clock.now_ns();
-            let (new_id, seq) = self.add_job(&mut batch, &h, &mut st, NewJob { headers: &headers, payload: &payload, now, delay_ns: 0 });
+            let (new_id, seq) = self.add_job(
+                &mut batch,
+                &h,
+                &mut st,
+                NewJob { headers: &headers, payload: &payload, now, delay_ns: 0 },
+            );
             (new_id, seq, self.store.commit(batch)?)
         };
         self.store.durable(ticket).await?;

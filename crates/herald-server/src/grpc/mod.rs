@@ -9,8 +9,8 @@ use herald_proto::flowmesh::v1::{
     queue_service_server::QueueServiceServer, stream_service_server::StreamServiceServer,
 };
 use status::to_status;
-use tonic::service::interceptor::InterceptedService;
 use tonic::service::Routes;
+use tonic::service::interceptor::InterceptedService;
 use tonic::{Request, Status};
 
 /// Authenticates every call of the services it wraps (all but HealthService) before any validation (§3.1 step 1),

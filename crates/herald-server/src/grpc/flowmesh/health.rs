@@ -10,7 +10,10 @@ pub struct HealthSvc(pub AppState);
 
 #[tonic::async_trait]
 impl HealthService for HealthSvc {
-    async fn health_check(&self, _: Request<pb::HealthCheckRequest>) -> Result<Response<pb::HealthCheckResponse>, Status> {
+    async fn health_check(
+        &self,
+        _: Request<pb::HealthCheckRequest>,
+    ) -> Result<Response<pb::HealthCheckResponse>, Status> {
         Ok(Response::new(pb::HealthCheckResponse { status: ok("healthy") }))
     }
 

@@ -1,9 +1,8 @@
 //! `flowmesh.v1.KVService` (§3.5).
 
-use super::{authorize, ok, parse_path, principal, required_path, Ctx};
+use super::{Ctx, authorize, ok, parse_path, principal, required_path};
 use crate::auth::Permission;
 use crate::grpc::status::to_status;
-use bytes::Bytes;
 use herald_proto::flowmesh::v1 as pb;
 use herald_types::{ResourceKind, ResourcePath};
 use pb::kv_service_server::KvService;
@@ -21,7 +20,12 @@ fn key(k: &str) -> Result<(), Status> {
 }
 
 /// The common prologue of Get/Delete/Exists: path present, key non-empty, components, type, permission.
-fn keyed(who: &crate::auth::Principal, rp: Option<pb::ResourcePath>, k: &str, perm: Permission) -> Result<ResourcePath, Status> {
+fn keyed(
+    who: &crate::auth::Principal,
+    rp: Option<pb::ResourcePath>,
+    k: &str,
+    perm: Permission,
+) -> Result<ResourcePath, Status> {
     let rp = required_path(rp)?;
     key(k)?;
     let path = parse_path(&rp, KV)?;
@@ -41,7 +45,7 @@ impl KvService for KvSvc {
         }
         let path = parse_path(&rp, KV)?;
         authorize(&who, Permission::KvWrite, &path)?;
-        self.0.engine().kv.set(&path, &r.key, Bytes::from(r.value), r.ttl_seconds).await.map_err(to_status)?;
+        self.0.engine().kv.set(&path, &r.key, r.value, r.ttl_seconds).await.map_err(to_status)?;
         Ok(Response::new(pb::SetResponse { status: ok("key-value pair set successfully") }))
     }
 
@@ -50,7 +54,7 @@ impl KvService for KvSvc {
         let r = req.into_inner();
         let path = keyed(&who, r.resource_path, &r.key, Permission::KvRead)?;
         let value = self.0.engine().kv.get(&path, &r.key).await.map_err(to_status)?;
-        Ok(Response::new(pb::GetResponse { status: ok("value retrieved successfully"), value: value.to_vec() }))
+        Ok(Response::new(pb::GetResponse { status: ok("value retrieved successfully"), value }))
     }
 
     async fn delete(&self, req: Request<pb::DeleteRequest>) -> Result<Response<pb::DeleteResponse>, Status> {

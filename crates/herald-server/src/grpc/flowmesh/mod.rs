@@ -34,7 +34,8 @@ pub(crate) fn required_path(rp: Option<pb::ResourcePath>) -> Result<pb::Resource
 
 /// Steps 4 and 5 of §3.1: the components, then the resource type the service expects (`None`: any type).
 pub(crate) fn parse_path(rp: &pb::ResourcePath, kind: Option<ResourceKind>) -> Result<ResourcePath, Status> {
-    let path = ResourcePath::parse_components(&rp.tenant, &rp.namespace, &rp.resource_type, &rp.name).map_err(to_status)?;
+    let path =
+        ResourcePath::parse_components(&rp.tenant, &rp.namespace, &rp.resource_type, &rp.name).map_err(to_status)?;
     if let Some(kind) = kind {
         path.expect_kind(kind).map_err(to_status)?;
     }

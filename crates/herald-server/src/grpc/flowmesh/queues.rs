@@ -1,10 +1,9 @@
 //! `flowmesh.v1.QueueService` (§3.4).
 
-use super::{authorize, convert, ok, parse_path, principal, required_path, Ctx};
+use super::{Ctx, authorize, convert, ok, parse_path, principal, required_path};
 use crate::auth::Permission;
 use crate::grpc::status::to_status;
-use bytes::Bytes;
-use herald_engine::{Job, ReceiveOptions, MAX_LONG_POLL};
+use herald_engine::{Job, MAX_LONG_POLL, ReceiveOptions};
 use herald_proto::flowmesh::v1 as pb;
 use herald_types::{ResourceKind, ResourcePath};
 use pb::queue_service_server::QueueService;
@@ -16,11 +15,7 @@ const QUEUE: Option<ResourceKind> = Some(ResourceKind::Queue);
 pub struct QueueSvc(pub(crate) Ctx);
 
 fn long_poll(secs: i64) -> Duration {
-    if secs <= 0 {
-        Duration::ZERO
-    } else {
-        Duration::from_secs(secs as u64).min(MAX_LONG_POLL)
-    }
+    if secs <= 0 { Duration::ZERO } else { Duration::from_secs(secs as u64).min(MAX_LONG_POLL) }
 }
 
 fn job_id(id: &str) -> Result<(), Status> {
@@ -60,7 +55,7 @@ impl QueueService for QueueSvc {
             .0
             .engine()
             .queues
-            .enqueue(&path, Bytes::from(r.payload), r.delay_seconds, convert::headers_in(r.headers))
+            .enqueue(&path, r.payload, r.delay_seconds, convert::headers_in(r.headers))
             .await
             .map_err(to_status)?;
         Ok(Response::new(pb::EnqueueResponse { status: ok("job enqueued successfully"), job_id, seq }))
@@ -123,7 +118,10 @@ impl QueueService for QueueSvc {
         Ok(Response::new(pb::NackResponse { status: ok("job NACKed successfully") }))
     }
 
-    async fn get_queue_stats(&self, req: Request<pb::GetQueueStatsRequest>) -> Result<Response<pb::GetQueueStatsResponse>, Status> {
+    async fn get_queue_stats(
+        &self,
+        req: Request<pb::GetQueueStatsRequest>,
+    ) -> Result<Response<pb::GetQueueStatsResponse>, Status> {
         let who = principal(&req);
         let r = req.into_inner();
         let rp = required_path(r.resource_path)?;
@@ -136,7 +134,10 @@ impl QueueService for QueueSvc {
         }))
     }
 
-    async fn set_retry_policy(&self, req: Request<pb::SetRetryPolicyRequest>) -> Result<Response<pb::SetRetryPolicyResponse>, Status> {
+    async fn set_retry_policy(
+        &self,
+        req: Request<pb::SetRetryPolicyRequest>,
+    ) -> Result<Response<pb::SetRetryPolicyResponse>, Status> {
         let who = principal(&req);
         let r = req.into_inner();
         let rp = required_path(r.resource_path)?;
@@ -147,7 +148,10 @@ impl QueueService for QueueSvc {
         Ok(Response::new(pb::SetRetryPolicyResponse { status: ok("") }))
     }
 
-    async fn get_retry_policy(&self, req: Request<pb::GetRetryPolicyRequest>) -> Result<Response<pb::GetRetryPolicyResponse>, Status> {
+    async fn get_retry_policy(
+        &self,
+        req: Request<pb::GetRetryPolicyRequest>,
+    ) -> Result<Response<pb::GetRetryPolicyResponse>, Status> {
         let who = principal(&req);
         let r = req.into_inner();
         let rp = required_path(r.resource_path)?;
@@ -157,17 +161,26 @@ impl QueueService for QueueSvc {
         Ok(Response::new(pb::GetRetryPolicyResponse { status: ok(""), policy: Some(convert::policy_out(policy)) }))
     }
 
-    async fn list_dlq_jobs(&self, req: Request<pb::ListDlqJobsRequest>) -> Result<Response<pb::ListDlqJobsResponse>, Status> {
+    async fn list_dlq_jobs(
+        &self,
+        req: Request<pb::ListDlqJobsRequest>,
+    ) -> Result<Response<pb::ListDlqJobsResponse>, Status> {
         let who = principal(&req);
         let r = req.into_inner();
         let rp = required_path(r.resource_path)?;
         let path = parse_path(&rp, QUEUE)?;
         authorize(&who, Permission::QueueRead, &path)?;
         let jobs = self.0.engine().queues.list_dlq(&path, r.max_jobs).await.map_err(to_status)?;
-        Ok(Response::new(pb::ListDlqJobsResponse { status: ok(""), jobs: jobs.into_iter().map(convert::job).collect() }))
+        Ok(Response::new(pb::ListDlqJobsResponse {
+            status: ok(""),
+            jobs: jobs.into_iter().map(convert::job).collect(),
+        }))
     }
 
-    async fn replay_dlq_job(&self, req: Request<pb::ReplayDlqJobRequest>) -> Result<Response<pb::ReplayDlqJobResponse>, Status> {
+    async fn replay_dlq_job(
+        &self,
+        req: Request<pb::ReplayDlqJobRequest>,
+    ) -> Result<Response<pb::ReplayDlqJobResponse>, Status> {
         let who = principal(&req);
         let r = req.into_inner();
         let rp = required_path(r.resource_path)?;

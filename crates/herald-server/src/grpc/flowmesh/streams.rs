@@ -1,9 +1,8 @@
 //! `flowmesh.v1.StreamService` (§3.3).
 
-use super::{authorize, convert, ok, parse_path, principal, required_path, Ctx};
+use super::{Ctx, authorize, convert, ok, parse_path, principal, required_path};
 use crate::auth::Permission;
 use crate::grpc::status::to_status;
-use bytes::Bytes;
 use herald_engine::{EventIn, StreamTail};
 use herald_proto::flowmesh::v1 as pb;
 use herald_types::resource::check_consumer_group;
@@ -26,7 +25,10 @@ fn group(g: &str) -> Result<(), Status> {
 
 #[tonic::async_trait]
 impl StreamService for StreamSvc {
-    async fn write_events(&self, req: Request<pb::WriteEventsRequest>) -> Result<Response<pb::WriteEventsResponse>, Status> {
+    async fn write_events(
+        &self,
+        req: Request<pb::WriteEventsRequest>,
+    ) -> Result<Response<pb::WriteEventsResponse>, Status> {
         let who = principal(&req);
         let r = req.into_inner();
         let rp = required_path(r.resource_path)?;
@@ -41,13 +43,16 @@ impl StreamService for StreamSvc {
         let events = r
             .events
             .into_iter()
-            .map(|e| EventIn { payload: Bytes::from(e.payload), headers: convert::headers_in(e.headers) })
+            .map(|e| EventIn { payload: e.payload, headers: convert::headers_in(e.headers) })
             .collect();
         let offsets = self.0.engine().streams.append(&path, events).await.map_err(to_status)?;
         Ok(Response::new(pb::WriteEventsResponse { status: ok("events written successfully"), offsets }))
     }
 
-    async fn read_stream(&self, req: Request<pb::ReadStreamRequest>) -> Result<Response<pb::ReadStreamResponse>, Status> {
+    async fn read_stream(
+        &self,
+        req: Request<pb::ReadStreamRequest>,
+    ) -> Result<Response<pb::ReadStreamResponse>, Status> {
         let who = principal(&req);
         let r = req.into_inner();
         let rp = required_path(r.resource_path)?;
@@ -92,7 +97,10 @@ impl StreamService for StreamSvc {
         Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
     }
 
-    async fn commit_offset(&self, req: Request<pb::CommitOffsetRequest>) -> Result<Response<pb::CommitOffsetResponse>, Status> {
+    async fn commit_offset(
+        &self,
+        req: Request<pb::CommitOffsetRequest>,
+    ) -> Result<Response<pb::CommitOffsetResponse>, Status> {
         let who = principal(&req);
         let r = req.into_inner();
         let rp = required_path(r.resource_path)?;
@@ -102,7 +110,12 @@ impl StreamService for StreamSvc {
         }
         let path = parse_path(&rp, STREAM)?;
         authorize(&who, Permission::StreamWrite, &path)?;
-        self.0.engine().streams.commit_offset(&path, &r.consumer_group, r.partition, r.offset).await.map_err(to_status)?;
+        self.0
+            .engine()
+            .streams
+            .commit_offset(&path, &r.consumer_group, r.partition, r.offset)
+            .await
+            .map_err(to_status)?;
         Ok(Response::new(pb::CommitOffsetResponse { status: ok("offset committed successfully") }))
     }
 
@@ -113,7 +126,8 @@ impl StreamService for StreamSvc {
         group(&r.consumer_group)?;
         let path = parse_path(&rp, STREAM)?;
         authorize(&who, Permission::StreamRead, &path)?;
-        let offset = self.0.engine().streams.committed_offset(&path, &r.consumer_group, r.partition).await.map_err(to_status)?;
+        let offset =
+            self.0.engine().streams.committed_offset(&path, &r.consumer_group, r.partition).await.map_err(to_status)?;
         Ok(Response::new(pb::GetOffsetResponse { status: ok("offset retrieved successfully"), offset }))
     }
 
@@ -140,7 +154,8 @@ impl StreamService for StreamSvc {
         group(&r.consumer_group)?;
         let path = parse_path(&rp, STREAM)?;
         authorize(&who, Permission::StreamRead, &path)?;
-        let state = self.0.engine().streams.group_state(&path, &r.consumer_group, r.partition).await.map_err(to_status)?;
+        let state =
+            self.0.engine().streams.group_state(&path, &r.consumer_group, r.partition).await.map_err(to_status)?;
         Ok(Response::new(pb::GetConsumerGroupStateResponse {
             status: ok("consumer group state retrieved successfully"),
             state: Some(convert::group_state(state)),
@@ -185,7 +200,11 @@ async fn send_error_frame(tx: &mpsc::Sender<Result<pb::SubscribeResponse, Status
     let status = to_status(e);
     let frame = pb::SubscribeResponse {
         message: None,
-        status: Some(pb::Status { code: status.code() as i32, message: status.message().to_owned(), details: String::new() }),
+        status: Some(pb::Status {
+            code: status.code() as i32,
+            message: status.message().to_owned(),
+            details: String::new(),
+        }),
     };
     let _ = tx.send(Ok(frame)).await;
     let _ = tx.send(Err(status)).await;
