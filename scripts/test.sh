@@ -30,11 +30,11 @@ fi
 step "Rust: tests"
 cargo test --workspace --locked
 
-export HERALD_BIN="$root/target/debug/herald"
+export HERALD_BIN="${CARGO_TARGET_DIR:-$root/target}/debug/herald"
 # The suites skip their server tests when the binary is missing; here it must be there, so fail instead.
 export HERALD_REQUIRE_SERVER=1
 # Each suite has its own pytest settings (the SDK's are in python/pyproject.toml), so each runs on its own.
-step "Python: SDK tests against target/debug/herald"
+step "Python: SDK tests against $HERALD_BIN"
 (cd python && ../.venv/bin/python -m pytest -q -p no:cacheprovider)
 
 step "Python: FlowMesh wire compatibility (grpcio client generated from the contract's proto)"
