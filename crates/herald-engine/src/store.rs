@@ -41,7 +41,13 @@ fn storage_err(context: &str) -> impl Fn(fjall::Error) -> HeraldError + '_ {
 
 impl Store {
     pub fn open(dir: &Path, policy: FsyncPolicy) -> Result<Store> {
-        let db = Database::builder(dir).open().map_err(storage_err("opening the state store"))?;
+        let db = Database::builder(dir).open().map_err(|e| match e {
+            fjall::Error::Locked => HeraldError::unavailable(format!(
+                "the data directory {} is in use by another Herald process",
+                dir.parent().unwrap_or(dir).display()
+            )),
+            e => HeraldError::storage("opening the state store", e),
+        })?;
         let ks =
             |name: &str| db.keyspace(name, KeyspaceCreateOptions::default).map_err(storage_err("opening a keyspace"));
         Ok(Store {

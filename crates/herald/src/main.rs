@@ -30,10 +30,18 @@ enum Command {
     Bench(bench::BenchArgs),
 }
 
-fn main() -> anyhow::Result<()> {
+fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    match cli.command {
+    let result = match cli.command {
         Command::Serve(args) => serve::main(args),
         Command::Bench(args) => bench::main(args),
+    };
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            // One readable message with its causes (`{:#}`), not a debug dump with a backtrace.
+            eprintln!("herald: error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
     }
 }

@@ -228,3 +228,13 @@ fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
     }
     out
 }
+
+#[test]
+fn a_second_server_on_the_same_data_directory_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    write_provisioning_file(&dir.path().join("res.json"), &[STREAM.into()]).unwrap();
+    let _first = start(dir.path());
+    let second = BinaryServer::start(Path::new(BIN), &dir.path().join("data"), &[]);
+    let err = second.err().expect("the second server must not start").to_string();
+    assert!(err.contains("is in use by another Herald process"), "{err}");
+}
