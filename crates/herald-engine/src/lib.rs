@@ -160,12 +160,13 @@ impl Engine {
         Background { handles }
     }
 
-    /// Runs one round of the maintenance work now: expire reservations, reap expired keys. The background tasks do
-    /// this on their own schedule; tests with a manual clock call it after moving time.
+    /// Runs one round of the maintenance work now: expire reservations, reap expired keys, enforce stream
+    /// retention. The background tasks do this on their own schedule; tests with a manual clock call it after
+    /// moving time.
     pub async fn tick(&self) -> Result<()> {
         self.backend.queues.expire_reservations().await?;
         self.backend.kv.reap()?;
-        Ok(())
+        self.backend.streams.enforce_retention()
     }
 
     /// Flushes and fsyncs everything. Called on graceful shutdown, whatever the fsync policy.

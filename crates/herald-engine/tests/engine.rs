@@ -256,6 +256,40 @@ async fn streams_offsets_groups_and_restart() {
 }
 
 #[tokio::test]
+async fn stream_retention_from_the_provisioning_file_drops_whole_old_segments() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("resources.json");
+    std::fs::write(
+        &file,
+        r#"{"t1/ns1/stream/short": {"tenant": "t1", "namespace": "ns1", "name": "short", "type": "stream",
+             "retention": {"max_messages": 50}}}"#,
+    )
+    .unwrap();
+    let mut cfg = EngineConfig::new(dir.path().join("data"));
+    cfg.provisioning_file = Some(file);
+    cfg.segment_max_bytes = 4096;
+    let clock = Arc::new(ManualClock::new(T0));
+    let engine = Engine::open(cfg, clock).unwrap();
+    let stream = s("short");
+    let payload = "x".repeat(200);
+    for _ in 0..40 {
+        engine
+            .streams
+            .append(&stream, vec![ev(&payload), ev(&payload), ev(&payload), ev(&payload), ev(&payload)])
+            .await
+            .unwrap();
+    }
+    engine.tick().await.unwrap();
+    let msgs = engine.streams.read(&stream, 0, 0, 1000).await.unwrap();
+    let first = msgs.first().unwrap().offset;
+    assert!(first > 0, "old segments were deleted");
+    assert!(msgs.len() >= 50 && msgs.len() < 200, "kept at least max_messages, in whole segments: {}", msgs.len());
+    assert_eq!(msgs.last().unwrap().offset, 199);
+    assert!(msgs.windows(2).all(|w| w[1].offset == w[0].offset + 1), "what remains is contiguous");
+    assert_eq!(engine.streams.latest_offset(&stream, 0).await.unwrap(), 199);
+}
+
+#[tokio::test]
 async fn missing_resources_are_not_found_without_auto_create() {
     let dir = tempfile::tempdir().unwrap();
     let engine = open_at(dir.path(), Arc::new(ManualClock::new(T0)), false);
