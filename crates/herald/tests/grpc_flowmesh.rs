@@ -229,3 +229,78 @@ async fn scoped_tokens_get_permission_denied() {
     );
     srv.shutdown().await.unwrap();
 }
+
+#[tokio::test]
+async fn garbage_and_oversized_input_get_errors_and_the_server_keeps_serving() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let srv = server(&["t1/ns1/kv/k"]).await;
+    let addr = srv.grpc_url().trim_start_matches("http://").to_string();
+
+    // Not HTTP/2 at all: the connection is closed, nothing else happens.
+    let mut raw = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    raw.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n\x00\xff\xfe garbage").await.unwrap();
+    let mut buf = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(5), raw.read_to_end(&mut buf)).await;
+
+    // A well-formed gRPC call whose body is not a valid protobuf message.
+    let ch = srv.channel().await;
+    let mut grpc = tonic::client::Grpc::new(ch.clone());
+    grpc.ready().await.unwrap();
+    let method = tonic::codegen::http::uri::PathAndQuery::from_static("/flowmesh.v1.KVService/Get");
+    let garbage = bytes::Bytes::from_static(&[0xff, 0xff, 0xff, 0xff, 0x0f, 0x12]);
+    let res: Result<tonic::Response<pb::GetResponse>, _> =
+        grpc.unary(authed(garbage, TOKEN), method, RawCodec::default()).await;
+    let e = res.unwrap_err();
+    assert!(matches!(e.code(), Code::Internal | Code::InvalidArgument), "{e:?}");
+
+    // A request over the configured limit (16 MiB).
+    let mut kv = KvServiceClient::new(ch.clone()).max_encoding_message_size(usize::MAX);
+    let huge = pb::SetRequest {
+        resource_path: path("t1/ns1/kv/k"),
+        key: "k".into(),
+        value: vec![0u8; 17 << 20].into(),
+        ttl_seconds: 0,
+    };
+    let e = kv.set(authed(huge, TOKEN)).await.unwrap_err();
+    assert!(matches!(e.code(), Code::OutOfRange | Code::ResourceExhausted), "{e:?}");
+
+    // Still serving, nothing stored by the rejected calls.
+    let mut kv = KvServiceClient::new(srv.channel().await);
+    let ok =
+        pb::SetRequest { resource_path: path("t1/ns1/kv/k"), key: "after".into(), value: "v".into(), ttl_seconds: 0 };
+    kv.set(authed(ok, TOKEN)).await.unwrap();
+    let keys = kv
+        .list_keys(authed(pb::ListKeysRequest { resource_path: path("t1/ns1/kv/k"), prefix: String::new() }, TOKEN))
+        .await;
+    assert_eq!(keys.unwrap().into_inner().keys, vec!["after".to_string()]);
+    srv.shutdown().await.unwrap();
+}
+
+/// Sends pre-encoded bytes as the request body and decodes the response as `M`.
+#[derive(Default)]
+struct RawCodec<M>(std::marker::PhantomData<M>);
+
+impl<M: prost::Message + Default + Send + 'static> tonic::codec::Codec for RawCodec<M> {
+    type Encode = bytes::Bytes;
+    type Decode = M;
+    type Encoder = RawEncoder;
+    type Decoder = tonic_prost::ProstDecoder<M>;
+    fn encoder(&mut self) -> RawEncoder {
+        RawEncoder
+    }
+    fn decoder(&mut self) -> Self::Decoder {
+        tonic_prost::ProstDecoder::default()
+    }
+}
+
+struct RawEncoder;
+
+impl tonic::codec::Encoder for RawEncoder {
+    type Item = bytes::Bytes;
+    type Error = tonic::Status;
+    fn encode(&mut self, item: bytes::Bytes, dst: &mut tonic::codec::EncodeBuf<'_>) -> Result<(), Self::Error> {
+        use bytes::BufMut;
+        dst.put_slice(&item);
+        Ok(())
+    }
+}
