@@ -63,3 +63,16 @@ pub fn sync_dir(dir: &Path) -> io::Result<()> {
 pub fn sync_dir(_dir: &Path) -> io::Result<()> {
     Ok(())
 }
+
+/// Tells the kernel that `len` bytes of `file` from `offset` (whole pages within the range) will not be read soon, so
+/// their page-cache pages can be reclaimed. Only call it on data that is already durable: the advice drops clean
+/// pages, and for dirty ones it merely starts write-back. A hint: failures are ignored, and it does nothing on
+/// platforms without `posix_fadvise`.
+pub(crate) fn drop_cache(file: &File, offset: u64, len: u64) {
+    #[cfg(target_os = "linux")]
+    if let Some(len) = std::num::NonZeroU64::new(len) {
+        let _ = rustix::fs::fadvise(file, offset, Some(len), rustix::fs::Advice::DontNeed);
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = (file, offset, len);
+}

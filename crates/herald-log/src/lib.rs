@@ -74,11 +74,22 @@ pub struct LogOptions {
     /// positioned reads and more memory; 0 indexes every batch. Default 4 KiB.
     pub index_interval_bytes: u64,
     pub retention: Retention,
+    /// How much of the newest durable data stays in the page cache. After each [`Log::sync`], durable data of the
+    /// active segment older than this window is dropped from the cache (`posix_fadvise(DONTNEED)`), and a segment
+    /// leaves the cache entirely when it is sealed. Tailing readers read from the window; readers far behind read
+    /// from disk. This keeps a log's cache footprint bounded instead of growing with everything ever written, which
+    /// keeps the kernel recycling the same pages. `None` leaves caching to the kernel. Default 64 MiB.
+    pub cache_window_bytes: Option<u64>,
 }
 
 impl Default for LogOptions {
     fn default() -> Self {
-        LogOptions { segment_max_bytes: 128 * 1024 * 1024, index_interval_bytes: 4096, retention: Retention::default() }
+        LogOptions {
+            segment_max_bytes: 128 * 1024 * 1024,
+            index_interval_bytes: 4096,
+            retention: Retention::default(),
+            cache_window_bytes: Some(64 * 1024 * 1024),
+        }
     }
 }
 

@@ -20,7 +20,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use parking_lot::Mutex;
 
 use crate::codec::PreparedFrame;
-use crate::fileio::sync_dir;
+use crate::fileio::{drop_cache, sync_dir};
 use crate::index::{offset_index_path, time_index_path};
 use crate::read::{ReadBatch, find_timestamp, read_segment};
 use crate::recovery::{self, RecoveryReport};
@@ -41,6 +41,8 @@ pub struct Log {
     synced_offset: AtomicU64,
     /// fdatasync calls made by `sync()`, for metrics and for tests of group commit.
     sync_calls: AtomicU64,
+    /// (base offset of the active segment, byte position below which its pages were dropped from the cache).
+    cache_dropped: Mutex<(u64, u64)>,
 }
 
 struct Inner {
@@ -100,6 +102,7 @@ impl Log {
             sync_lock: Mutex::new(()),
             synced_offset: AtomicU64::new(synced),
             sync_calls: AtomicU64::new(0),
+            cache_dropped: Mutex::new((u64::MAX, 0)),
         };
         Ok((log, report))
     }
@@ -151,6 +154,10 @@ impl Log {
         }
         let mut old = std::mem::replace(&mut inner.active, new);
         old.index = None; // sealed segments keep no index handles open
+        if self.opts.cache_window_bytes.is_some() {
+            // Sealed and fsynced: its pages can go (readers this far behind read from disk).
+            drop_cache(&old.file, 0, old.size);
+        }
         inner.total_bytes += inner.active.size;
         inner.sealed.push(old);
         // Everything before the new segment was fsynced by seal().
@@ -178,10 +185,10 @@ impl Log {
             return Ok(()); // covered by the fsync we waited behind
         }
         // Cover everything appended up to now, not just up to `target`: later callers then need no fsync.
-        let (file, upto) = {
+        let (file, upto, segment_base, synced_bytes) = {
             let inner = self.inner.lock();
             inner.check_usable()?;
-            (Arc::clone(&inner.active.file), inner.active.next_offset)
+            (Arc::clone(&inner.active.file), inner.active.next_offset, inner.active.base_offset, inner.active.size)
         };
         self.sync_calls.fetch_add(1, Ordering::Relaxed);
         if let Err(e) = file.sync_data() {
@@ -193,7 +200,22 @@ impl Log {
         // Records older than the active segment were fsynced when their segment rolled, so everything below
         // `upto` is now durable even if a roll happened since the snapshot.
         self.synced_offset.fetch_max(upto, Ordering::AcqRel);
+        self.trim_cache(&file, segment_base, synced_bytes);
         Ok(())
+    }
+
+    /// Drops durable data of the active segment older than the cache window from the page cache (see
+    /// `LogOptions::cache_window_bytes`). `synced_bytes` must be covered by a finished fsync.
+    fn trim_cache(&self, file: &std::fs::File, segment_base: u64, synced_bytes: u64) {
+        const PAGE: u64 = 4096;
+        let Some(window) = self.opts.cache_window_bytes else { return };
+        let keep_from = synced_bytes.saturating_sub(window) & !(PAGE - 1);
+        let mut dropped = self.cache_dropped.lock();
+        let from = if dropped.0 == segment_base { dropped.1 } else { 0 };
+        if keep_from > from {
+            drop_cache(file, from, keep_from - from);
+            *dropped = (segment_base, keep_from);
+        }
     }
 
     /// Offsets below this are durable.
@@ -450,6 +472,22 @@ mod tests {
         assert_eq!((log.synced_offset(), log.sync_count()), (2, 1));
         log.sync().unwrap();
         assert_eq!(log.sync_count(), 1, "already synced");
+    }
+
+    #[test]
+    fn reads_are_complete_after_synced_data_leaves_the_page_cache() {
+        let dir = tempfile::tempdir().unwrap();
+        let opts = LogOptions { segment_max_bytes: 64 * 1024, cache_window_bytes: Some(0), ..LogOptions::default() };
+        let (log, _) = Log::open(dir.path(), opts).unwrap();
+        let value = vec![7u8; 3000];
+        for _ in 0..100 {
+            log.append(&[NewRecord::new(1, &value)]).unwrap();
+            log.sync().unwrap();
+        }
+        assert!(log.segment_count() > 1, "rolled, so sealed segments were dropped from the cache too");
+        let all = log.read(0, 1000, usize::MAX).unwrap();
+        assert_eq!(all.len(), 100);
+        assert!(all.iter().all(|r| r.value[..] == value[..]));
     }
 
     #[test]
