@@ -12,6 +12,7 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use herald_types::clock::NANOS_PER_SEC;
 use herald_types::{Clock, HeraldError, ResourceKind, ResourcePath, Result};
+use std::collections::HashSet;
 use std::sync::Arc;
 
 const MAX_TTL_SECS: i64 = 31_536_000;
@@ -22,6 +23,9 @@ pub(crate) struct EmbeddedKv {
     clock: Arc<dyn Clock>,
     /// Serialises writers per process so the TTL index and the entry stay in step (read-modify-write of the expiry).
     write_lock: parking_lot::Mutex<()>,
+    /// Stores (by rid) that have, or may have, entries in the TTL index. A `set` in any other store cannot be
+    /// replacing an entry with an expiry, so it skips reading the old entry. Rebuilt from `kv_ttl` at open.
+    ttl_stores: parking_lot::RwLock<HashSet<u64>>,
 }
 
 fn ttl_key(expires_at: i64, entry_key: &[u8]) -> Vec<u8> {
@@ -32,8 +36,21 @@ fn ttl_key(expires_at: i64, entry_key: &[u8]) -> Vec<u8> {
 }
 
 impl EmbeddedKv {
-    pub fn new(registry: Arc<Registry>, store: SharedStore, clock: Arc<dyn Clock>) -> Self {
-        EmbeddedKv { registry, store, clock, write_lock: parking_lot::Mutex::new(()) }
+    pub fn open(registry: Arc<Registry>, store: SharedStore, clock: Arc<dyn Clock>) -> Result<Self> {
+        let mut ttl_stores = HashSet::new();
+        for item in store.kv_ttl.iter() {
+            let k = item.key().map_err(fjall_err("loading the TTL index"))?;
+            if let Some(rid) = k.get(8..16).and_then(crate::store::read_u64) {
+                ttl_stores.insert(rid);
+            }
+        }
+        Ok(EmbeddedKv {
+            registry,
+            store,
+            clock,
+            write_lock: parking_lot::Mutex::new(()),
+            ttl_stores: parking_lot::RwLock::new(ttl_stores),
+        })
     }
 
     fn rid(&self, store: &ResourcePath) -> Result<u64> {

@@ -102,7 +102,7 @@ impl Engine {
         )?);
         let queues =
             Arc::new(queues::EmbeddedQueues::open(Arc::clone(&registry), Arc::clone(&store), Arc::clone(&clock))?);
-        let kv = Arc::new(kv::EmbeddedKv::new(Arc::clone(&registry), Arc::clone(&store), clock));
+        let kv = Arc::new(kv::EmbeddedKv::open(Arc::clone(&registry), Arc::clone(&store), clock)?);
         Ok(Engine {
             resources: Arc::new(resources::RegistryService(registry)),
             streams: streams.clone(),
