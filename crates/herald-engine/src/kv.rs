@@ -117,7 +117,13 @@ impl Kv for EmbeddedKv {
         let ticket = {
             let _guard = self.write_lock.lock();
             let mut batch = self.store.batch();
-            if let Some((old_exp, _)) = self.load(&entry_key)?
+            if expires_at != 0 {
+                self.ttl_stores.write().insert(rid);
+            }
+            // Only a store that uses TTLs can have an old expiry to unindex; elsewhere the read is skipped.
+            let uses_ttl = self.ttl_stores.read().contains(&rid);
+            if uses_ttl
+                && let Some((old_exp, _)) = self.load(&entry_key)?
                 && old_exp != 0
                 && old_exp != expires_at
             {
