@@ -57,19 +57,31 @@ fn all() -> Vec<String> {
     vec!["*".into()]
 }
 
-/// An authenticated caller.
+/// An authenticated caller. Cheap to clone: every request carries one.
 #[derive(Clone, Debug)]
-pub struct Principal {
-    pub name: String,
+pub struct Principal(Arc<Scope>);
+
+#[derive(Debug)]
+struct Scope {
+    name: String,
     tenants: Vec<String>,
     namespaces: Vec<String>,
     permissions: Vec<String>,
 }
 
 impl Principal {
-    /// The principal of development mode: everything allowed.
+    fn new(name: String, tenants: Vec<String>, namespaces: Vec<String>, permissions: Vec<String>) -> Self {
+        Principal(Arc::new(Scope { name, tenants, namespaces, permissions }))
+    }
+
+    /// The principal of development mode: everything allowed. One shared instance.
     pub fn anonymous() -> Self {
-        Principal { name: "anonymous".into(), tenants: all(), namespaces: Vec::new(), permissions: Vec::new() }
+        static ANONYMOUS: std::sync::OnceLock<Principal> = std::sync::OnceLock::new();
+        ANONYMOUS.get_or_init(|| Principal::new("anonymous".into(), all(), Vec::new(), Vec::new())).clone()
+    }
+
+    pub fn name(&self) -> &str {
+        &self.0.name
     }
 
     /// Checks tenant, namespace and permission scope. Unscoped tokens (the default) allow everything.
@@ -82,13 +94,14 @@ impl Principal {
                 path.namespace
             )))
         };
-        if !self.tenants.iter().any(|t| t == "*" || *t == path.tenant) {
+        let scope = &self.0;
+        if !scope.tenants.iter().any(|t| t == "*" || *t == path.tenant) {
             return deny("tenant not allowed");
         }
-        if !self.namespaces.is_empty() && !self.namespaces.iter().any(|n| n == "*" || *n == path.namespace) {
+        if !scope.namespaces.is_empty() && !scope.namespaces.iter().any(|n| n == "*" || *n == path.namespace) {
             return deny("namespace not allowed");
         }
-        if !self.permissions.is_empty() && !self.permissions.iter().any(|p| p == "*" || p == permission.as_str()) {
+        if !scope.permissions.is_empty() && !scope.permissions.iter().any(|p| p == "*" || p == permission.as_str()) {
             return deny("permission not granted");
         }
         Ok(())
@@ -112,12 +125,9 @@ impl Authenticator {
             .iter()
             .enumerate()
             .map(|(i, t)| {
-                let p = Principal {
-                    name: format!("token#{}", i + 1),
-                    tenants: if t.tenants.is_empty() { all() } else { t.tenants.clone() },
-                    namespaces: t.namespaces.clone(),
-                    permissions: t.permissions.clone(),
-                };
+                let tenants = if t.tenants.is_empty() { all() } else { t.tenants.clone() };
+                let p =
+                    Principal::new(format!("token#{}", i + 1), tenants, t.namespaces.clone(), t.permissions.clone());
                 (t.token.clone(), p)
             })
             .collect();
