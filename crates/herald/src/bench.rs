@@ -306,6 +306,14 @@ fn result(scenario: &str, fsync: &str, clients: usize, run: (u64, f64, Histogram
     }
 }
 
+/// Adds records/s and MiB/s for scenarios where one request moves `records_per_op` records of `record_size` bytes.
+fn with_payload_rates(mut r: BenchResult, records_per_op: usize, record_size: usize) -> BenchResult {
+    let records = r.ops as f64 * records_per_op as f64;
+    r.records_per_sec = Some(records / r.seconds);
+    r.mib_per_sec = Some(records * record_size as f64 / r.seconds / (1 << 20) as f64);
+    r
+}
+
 async fn stream_append(args: &BenchArgs, addr: &str, fsync: &str) -> anyhow::Result<BenchResult> {
     let (batch, size, token) = (args.batch, args.record_size, args.token.clone());
     let payload = bytes_of((0..size).map(|i| (i % 251) as u8).collect());
@@ -321,11 +329,7 @@ async fn stream_append(args: &BenchArgs, addr: &str, fsync: &str) -> anyhow::Res
         }
     })
     .await?;
-    let mut r = result("stream-append", fsync, args.clients, run);
-    let records = r.ops as f64 * batch as f64;
-    r.records_per_sec = Some(records / r.seconds);
-    r.mib_per_sec = Some(records * size as f64 / r.seconds / (1 << 20) as f64);
-    Ok(r)
+    Ok(with_payload_rates(result("stream-append", fsync, args.clients, run), batch, size))
 }
 
 async fn stream_read(args: &BenchArgs, addr: &str, fsync: &str) -> anyhow::Result<BenchResult> {
@@ -352,11 +356,7 @@ async fn stream_read(args: &BenchArgs, addr: &str, fsync: &str) -> anyhow::Resul
         }
     })
     .await?;
-    let mut r = result("stream-read", fsync, args.clients, run);
-    let records = r.ops as f64 * 1000.0;
-    r.records_per_sec = Some(records / r.seconds);
-    r.mib_per_sec = Some(records * args.record_size as f64 / r.seconds / (1 << 20) as f64);
-    Ok(r)
+    Ok(with_payload_rates(result("stream-read", fsync, args.clients, run), 1000, args.record_size))
 }
 
 async fn queue_cycle(args: &BenchArgs, addr: &str, fsync: &str) -> anyhow::Result<BenchResult> {

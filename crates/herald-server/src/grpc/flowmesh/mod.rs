@@ -42,6 +42,28 @@ pub(crate) fn parse_path(rp: &pb::ResourcePath, kind: Option<ResourceKind>) -> R
     Ok(path)
 }
 
+/// The contract's prologue (§3.1 steps 2–5) followed by authorization: `resource_path` must be present, then the
+/// RPC's own field checks run (`fields`, in the order the contract lists them), then the path components and the
+/// resource type are validated, then the caller's scope is checked.
+pub(crate) fn resolve(
+    who: &Principal,
+    rp: Option<pb::ResourcePath>,
+    fields: impl FnOnce() -> Result<(), Status>,
+    kind: Option<ResourceKind>,
+    perm: Permission,
+) -> Result<ResourcePath, Status> {
+    let rp = required_path(rp)?;
+    fields()?;
+    let path = parse_path(&rp, kind)?;
+    authorize(who, perm, &path)?;
+    Ok(path)
+}
+
+/// For [`resolve`]: an RPC with no fields of its own to check.
+pub(crate) fn no_fields() -> Result<(), Status> {
+    Ok(())
+}
+
 /// The caller, as the auth interceptor recorded it.
 pub(crate) fn principal<T>(req: &Request<T>) -> Principal {
     req.extensions().get::<Principal>().cloned().unwrap_or_else(Principal::anonymous)

@@ -1,6 +1,6 @@
 //! `flowmesh.v1.QueueService` (§3.4).
 
-use super::{Ctx, authorize, convert, ok, parse_path, principal, required_path};
+use super::{Ctx, authorize, convert, no_fields, ok, parse_path, principal, required_path, resolve};
 use crate::auth::Permission;
 use crate::grpc::status::to_status;
 use herald_engine::{Job, MAX_LONG_POLL, ReceiveOptions};
@@ -64,9 +64,7 @@ impl QueueService for QueueSvc {
     async fn reserve(&self, req: Request<pb::ReserveRequest>) -> Result<Response<pb::ReserveResponse>, Status> {
         let who = principal(&req);
         let r = req.into_inner();
-        let rp = required_path(r.resource_path)?;
-        let path = parse_path(&rp, QUEUE)?;
-        authorize(&who, Permission::QueueWrite, &path)?;
+        let path = resolve(&who, r.resource_path, no_fields, QUEUE, Permission::QueueWrite)?;
         let options = ReceiveOptions {
             max_jobs: 1,
             visibility_timeout_seconds: r.visibility_timeout_seconds,
@@ -81,9 +79,7 @@ impl QueueService for QueueSvc {
     async fn receive(&self, req: Request<pb::ReceiveRequest>) -> Result<Response<pb::ReceiveResponse>, Status> {
         let who = principal(&req);
         let r = req.into_inner();
-        let rp = required_path(r.resource_path)?;
-        let path = parse_path(&rp, QUEUE)?;
-        authorize(&who, Permission::QueueWrite, &path)?;
+        let path = resolve(&who, r.resource_path, no_fields, QUEUE, Permission::QueueWrite)?;
         let options = ReceiveOptions {
             max_jobs: r.max_jobs,
             visibility_timeout_seconds: r.visibility_timeout_seconds,
@@ -99,10 +95,16 @@ impl QueueService for QueueSvc {
     async fn ack(&self, req: Request<pb::AckRequest>) -> Result<Response<pb::AckResponse>, Status> {
         let who = principal(&req);
         let r = req.into_inner();
-        let rp = required_path(r.resource_path)?;
-        job_id(&r.job_id)?;
-        let path = parse_path(&rp, QUEUE)?;
-        authorize(&who, Permission::QueueWrite, &path)?;
+        let path = resolve(
+            &who,
+            r.resource_path,
+            || {
+                job_id(&r.job_id)?;
+                Ok(())
+            },
+            QUEUE,
+            Permission::QueueWrite,
+        )?;
         self.0.engine().queues.ack(&path, &r.job_id).await.map_err(to_status)?;
         Ok(Response::new(pb::AckResponse { status: ok("job acknowledged successfully") }))
     }
@@ -110,10 +112,16 @@ impl QueueService for QueueSvc {
     async fn nack(&self, req: Request<pb::NackRequest>) -> Result<Response<pb::NackResponse>, Status> {
         let who = principal(&req);
         let r = req.into_inner();
-        let rp = required_path(r.resource_path)?;
-        job_id(&r.job_id)?;
-        let path = parse_path(&rp, QUEUE)?;
-        authorize(&who, Permission::QueueWrite, &path)?;
+        let path = resolve(
+            &who,
+            r.resource_path,
+            || {
+                job_id(&r.job_id)?;
+                Ok(())
+            },
+            QUEUE,
+            Permission::QueueWrite,
+        )?;
         self.0.engine().queues.nack(&path, &r.job_id, r.delay_seconds.max(0)).await.map_err(to_status)?;
         Ok(Response::new(pb::NackResponse { status: ok("job NACKed successfully") }))
     }
@@ -124,9 +132,7 @@ impl QueueService for QueueSvc {
     ) -> Result<Response<pb::GetQueueStatsResponse>, Status> {
         let who = principal(&req);
         let r = req.into_inner();
-        let rp = required_path(r.resource_path)?;
-        let path = parse_path(&rp, QUEUE)?;
-        authorize(&who, Permission::QueueRead, &path)?;
+        let path = resolve(&who, r.resource_path, no_fields, QUEUE, Permission::QueueRead)?;
         let stats = self.0.engine().queues.stats(&path).await.map_err(to_status)?;
         Ok(Response::new(pb::GetQueueStatsResponse {
             status: ok("queue statistics retrieved successfully"),
@@ -140,10 +146,9 @@ impl QueueService for QueueSvc {
     ) -> Result<Response<pb::SetRetryPolicyResponse>, Status> {
         let who = principal(&req);
         let r = req.into_inner();
-        let rp = required_path(r.resource_path)?;
-        let policy = r.policy.ok_or_else(|| Status::invalid_argument("policy is required"))?;
-        let path = parse_path(&rp, QUEUE)?;
-        authorize(&who, Permission::QueueWrite, &path)?;
+        let required = || r.policy.as_ref().map(|_| ()).ok_or_else(|| Status::invalid_argument("policy is required"));
+        let path = resolve(&who, r.resource_path, required, QUEUE, Permission::QueueWrite)?;
+        let policy = r.policy.expect("checked by resolve");
         self.0.engine().queues.set_retry_policy(&path, convert::policy_in(policy)).await.map_err(to_status)?;
         Ok(Response::new(pb::SetRetryPolicyResponse { status: ok("") }))
     }
@@ -154,9 +159,7 @@ impl QueueService for QueueSvc {
     ) -> Result<Response<pb::GetRetryPolicyResponse>, Status> {
         let who = principal(&req);
         let r = req.into_inner();
-        let rp = required_path(r.resource_path)?;
-        let path = parse_path(&rp, QUEUE)?;
-        authorize(&who, Permission::QueueRead, &path)?;
+        let path = resolve(&who, r.resource_path, no_fields, QUEUE, Permission::QueueRead)?;
         let policy = self.0.engine().queues.retry_policy(&path).await.map_err(to_status)?;
         Ok(Response::new(pb::GetRetryPolicyResponse { status: ok(""), policy: Some(convert::policy_out(policy)) }))
     }
@@ -167,9 +170,7 @@ impl QueueService for QueueSvc {
     ) -> Result<Response<pb::ListDlqJobsResponse>, Status> {
         let who = principal(&req);
         let r = req.into_inner();
-        let rp = required_path(r.resource_path)?;
-        let path = parse_path(&rp, QUEUE)?;
-        authorize(&who, Permission::QueueRead, &path)?;
+        let path = resolve(&who, r.resource_path, no_fields, QUEUE, Permission::QueueRead)?;
         let jobs = self.0.engine().queues.list_dlq(&path, r.max_jobs).await.map_err(to_status)?;
         Ok(Response::new(pb::ListDlqJobsResponse {
             status: ok(""),
@@ -183,10 +184,16 @@ impl QueueService for QueueSvc {
     ) -> Result<Response<pb::ReplayDlqJobResponse>, Status> {
         let who = principal(&req);
         let r = req.into_inner();
-        let rp = required_path(r.resource_path)?;
-        job_id(&r.job_id)?;
-        let path = parse_path(&rp, QUEUE)?;
-        authorize(&who, Permission::QueueWrite, &path)?;
+        let path = resolve(
+            &who,
+            r.resource_path,
+            || {
+                job_id(&r.job_id)?;
+                Ok(())
+            },
+            QUEUE,
+            Permission::QueueWrite,
+        )?;
         let (job_id, seq) = self.0.engine().queues.replay_dlq(&path, &r.job_id).await.map_err(to_status)?;
         Ok(Response::new(pb::ReplayDlqJobResponse { status: ok(""), job_id, seq }))
     }

@@ -1,6 +1,6 @@
 //! `flowmesh.v1.StreamService` (§3.3).
 
-use super::{Ctx, authorize, convert, ok, parse_path, principal, required_path};
+use super::{Ctx, authorize, convert, no_fields, ok, parse_path, principal, required_path, resolve};
 use crate::auth::Permission;
 use crate::grpc::status::to_status;
 use herald_engine::{EventIn, StreamTail};
@@ -55,12 +55,18 @@ impl StreamService for StreamSvc {
     ) -> Result<Response<pb::ReadStreamResponse>, Status> {
         let who = principal(&req);
         let r = req.into_inner();
-        let rp = required_path(r.resource_path)?;
-        if r.offset < 0 {
-            return Err(Status::invalid_argument("offset cannot be negative"));
-        }
-        let path = parse_path(&rp, STREAM)?;
-        authorize(&who, Permission::StreamRead, &path)?;
+        let path = resolve(
+            &who,
+            r.resource_path,
+            || {
+                if r.offset < 0 {
+                    return Err(Status::invalid_argument("offset cannot be negative"));
+                }
+                Ok(())
+            },
+            STREAM,
+            Permission::StreamRead,
+        )?;
         let msgs = self
             .0
             .engine()
@@ -79,10 +85,16 @@ impl StreamService for StreamSvc {
     async fn subscribe(&self, req: Request<pb::SubscribeRequest>) -> Result<Response<Self::SubscribeStream>, Status> {
         let who = principal(&req);
         let r = req.into_inner();
-        let rp = required_path(r.resource_path)?;
-        group(&r.consumer_group)?;
-        let path = parse_path(&rp, STREAM)?;
-        authorize(&who, Permission::StreamRead, &path)?;
+        let path = resolve(
+            &who,
+            r.resource_path,
+            || {
+                group(&r.consumer_group)?;
+                Ok(())
+            },
+            STREAM,
+            Permission::StreamRead,
+        )?;
         // Existence and the start offset are checked here, before any frame is sent (D7, D8).
         let tail = self
             .0
@@ -103,13 +115,19 @@ impl StreamService for StreamSvc {
     ) -> Result<Response<pb::CommitOffsetResponse>, Status> {
         let who = principal(&req);
         let r = req.into_inner();
-        let rp = required_path(r.resource_path)?;
-        group(&r.consumer_group)?;
-        if r.offset < -1 {
-            return Err(Status::invalid_argument("offset cannot be less than -1"));
-        }
-        let path = parse_path(&rp, STREAM)?;
-        authorize(&who, Permission::StreamWrite, &path)?;
+        let path = resolve(
+            &who,
+            r.resource_path,
+            || {
+                group(&r.consumer_group)?;
+                if r.offset < -1 {
+                    return Err(Status::invalid_argument("offset cannot be less than -1"));
+                }
+                Ok(())
+            },
+            STREAM,
+            Permission::StreamWrite,
+        )?;
         self.0
             .engine()
             .streams
@@ -122,10 +140,16 @@ impl StreamService for StreamSvc {
     async fn get_offset(&self, req: Request<pb::GetOffsetRequest>) -> Result<Response<pb::GetOffsetResponse>, Status> {
         let who = principal(&req);
         let r = req.into_inner();
-        let rp = required_path(r.resource_path)?;
-        group(&r.consumer_group)?;
-        let path = parse_path(&rp, STREAM)?;
-        authorize(&who, Permission::StreamRead, &path)?;
+        let path = resolve(
+            &who,
+            r.resource_path,
+            || {
+                group(&r.consumer_group)?;
+                Ok(())
+            },
+            STREAM,
+            Permission::StreamRead,
+        )?;
         let offset =
             self.0.engine().streams.committed_offset(&path, &r.consumer_group, r.partition).await.map_err(to_status)?;
         Ok(Response::new(pb::GetOffsetResponse { status: ok("offset retrieved successfully"), offset }))
@@ -137,9 +161,7 @@ impl StreamService for StreamSvc {
     ) -> Result<Response<pb::GetLatestOffsetResponse>, Status> {
         let who = principal(&req);
         let r = req.into_inner();
-        let rp = required_path(r.resource_path)?;
-        let path = parse_path(&rp, STREAM)?;
-        authorize(&who, Permission::StreamRead, &path)?;
+        let path = resolve(&who, r.resource_path, no_fields, STREAM, Permission::StreamRead)?;
         let offset = self.0.engine().streams.latest_offset(&path, r.partition.max(0)).await.map_err(to_status)?;
         Ok(Response::new(pb::GetLatestOffsetResponse { status: ok("latest offset retrieved successfully"), offset }))
     }
@@ -150,10 +172,16 @@ impl StreamService for StreamSvc {
     ) -> Result<Response<pb::GetConsumerGroupStateResponse>, Status> {
         let who = principal(&req);
         let r = req.into_inner();
-        let rp = required_path(r.resource_path)?;
-        group(&r.consumer_group)?;
-        let path = parse_path(&rp, STREAM)?;
-        authorize(&who, Permission::StreamRead, &path)?;
+        let path = resolve(
+            &who,
+            r.resource_path,
+            || {
+                group(&r.consumer_group)?;
+                Ok(())
+            },
+            STREAM,
+            Permission::StreamRead,
+        )?;
         let state =
             self.0.engine().streams.group_state(&path, &r.consumer_group, r.partition).await.map_err(to_status)?;
         Ok(Response::new(pb::GetConsumerGroupStateResponse {
