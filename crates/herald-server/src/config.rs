@@ -178,6 +178,19 @@ mod tests {
     }
 
     #[test]
+    fn the_shipped_herald_toml_is_valid_and_matches_the_defaults() {
+        let shipped: Config = toml::from_str(include_str!("../../../herald.toml")).expect("herald.toml parses");
+        let defaults = Config::default();
+        assert_eq!(shipped.data_dir, defaults.data_dir);
+        assert_eq!(shipped.listeners.grpc, defaults.listeners.grpc);
+        assert_eq!(shipped.listeners.admin, defaults.listeners.admin);
+        assert_eq!(shipped.storage.fsync, defaults.storage.fsync);
+        assert_eq!(shipped.storage.segment_max_bytes, defaults.storage.segment_max_bytes);
+        assert_eq!(shipped.grpc.max_message_bytes, defaults.grpc.max_message_bytes);
+        assert!(shipped.validate().is_ok());
+    }
+
+    #[test]
     fn unknown_keys_are_errors() {
         assert!(toml::from_str::<Config>("data_dir = \"x\"\n[storage]\nfsinc = \"always\"\n").is_err());
         let c: Config = toml::from_str("[storage]\nfsync = \"always\"\n").unwrap();
