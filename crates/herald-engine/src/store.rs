@@ -35,10 +35,6 @@ pub(crate) struct Store {
 
 pub(crate) type SharedStore = Arc<Store>;
 
-fn storage_err(context: &str) -> impl Fn(fjall::Error) -> HeraldError + '_ {
-    move |e| HeraldError::storage(context, e)
-}
-
 impl Store {
     pub fn open(dir: &Path, policy: FsyncPolicy) -> Result<Store> {
         let db = Database::builder(dir).open().map_err(|e| match e {
@@ -49,7 +45,7 @@ impl Store {
             e => HeraldError::storage("opening the state store", e),
         })?;
         let ks =
-            |name: &str| db.keyspace(name, KeyspaceCreateOptions::default).map_err(storage_err("opening a keyspace"));
+            |name: &str| db.keyspace(name, KeyspaceCreateOptions::default).map_err(fjall_err("opening a keyspace"));
         Ok(Store {
             resources: ks("resources")?,
             offsets: ks("offsets")?,
@@ -71,7 +67,7 @@ impl Store {
     /// Applies the batch atomically. The data is in fjall's journal (OS buffers) when this returns; call
     /// [`Store::durable`] before acknowledging the write to a client.
     pub fn commit(&self, batch: WriteBatch) -> Result<u64> {
-        batch.commit().map_err(storage_err("writing state"))?;
+        batch.commit().map_err(fjall_err("writing state"))?;
         Ok(self.sync.ticket())
     }
 
@@ -84,7 +80,7 @@ impl Store {
         tokio::task::spawn_blocking(move || store.sync.sync_to(ticket, || store.db.persist(PersistMode::SyncData)))
             .await
             .map_err(|e| HeraldError::internal(format!("fsync task failed: {e}")))?
-            .map_err(storage_err("syncing state to disk"))
+            .map_err(fjall_err("syncing state to disk"))
     }
 
     /// Commit and, under `always`, wait for the disk.
@@ -98,7 +94,7 @@ impl Store {
         if !self.sync.is_dirty() {
             return Ok(());
         }
-        self.sync.sync_all(|| self.db.persist(PersistMode::SyncData)).map_err(storage_err("syncing state to disk"))
+        self.sync.sync_all(|| self.db.persist(PersistMode::SyncData)).map_err(fjall_err("syncing state to disk"))
     }
 }
 
