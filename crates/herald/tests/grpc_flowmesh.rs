@@ -304,3 +304,33 @@ impl tonic::codec::Encoder for RawEncoder {
         Ok(())
     }
 }
+
+/// One HTTP/1.1 request over a fresh connection; returns (status code, body).
+async fn http(addr: &str, method: &str, path: &str) -> (u16, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let req = format!("{method} {path} HTTP/1.1\r\nHost: herald\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+    s.write_all(req.as_bytes()).await.unwrap();
+    let mut raw = String::new();
+    s.read_to_string(&mut raw).await.unwrap();
+    let status = raw.split(' ').nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+    let body = raw.split("\r\n\r\n").nth(1).unwrap_or_default().to_string();
+    (status, body)
+}
+
+#[tokio::test]
+async fn admin_health_and_ready_in_flowmesh_form() {
+    let srv = server(&[]).await;
+    let admin = srv.admin_url().trim_start_matches("http://").to_string();
+    let (code, body) = http(&admin, "GET", "/health").await;
+    assert_eq!(code, 200);
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v, serde_json::json!({"status": {"code": 200, "message": "healthy"}}));
+    assert_eq!(http(&admin, "POST", "/health").await.0, 200);
+    let (code, body) = http(&admin, "GET", "/ready").await;
+    assert_eq!(code, 200);
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v, serde_json::json!({"status": {"code": 200, "message": "ready"}, "ready": true}));
+    assert_eq!(http(&admin, "GET", "/health/x").await.0, 404);
+    srv.shutdown().await.unwrap();
+}
