@@ -146,9 +146,15 @@ impl QueueService for QueueSvc {
     ) -> Result<Response<pb::SetRetryPolicyResponse>, Status> {
         let who = principal(&req);
         let r = req.into_inner();
-        let required = || r.policy.as_ref().map(|_| ()).ok_or_else(|| Status::invalid_argument("policy is required"));
-        let path = resolve(&who, r.resource_path, required, QUEUE, Permission::QueueWrite)?;
-        let policy = r.policy.expect("checked by resolve");
+        let missing = || Status::invalid_argument("policy is required");
+        let path = resolve(
+            &who,
+            r.resource_path,
+            || r.policy.as_ref().map(drop).ok_or_else(missing),
+            QUEUE,
+            Permission::QueueWrite,
+        )?;
+        let policy = r.policy.ok_or_else(missing)?;
         self.0.engine().queues.set_retry_policy(&path, convert::policy_in(policy)).await.map_err(to_status)?;
         Ok(Response::new(pb::SetRetryPolicyResponse { status: ok("") }))
     }
