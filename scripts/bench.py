@@ -59,6 +59,50 @@ def herald_bench(work):
     return cmds, results
 
 
+def herald_h2load(work):
+    """Herald's KV over gRPC driven by h2load, a C HTTP/2 load generator, with redis-benchmark's concurrency model:
+    50 connections, one outstanding request each. h2load replays one request body, so every request uses the same
+    key (redis_fixed_key_bench measures Redis the same way)."""
+    import struct
+    sys.path.insert(0, os.path.join(ROOT, "python", "src"))
+    from herald._generated import flowmesh_pb2 as pb
+
+    rp = pb.ResourcePath(tenant="t", namespace="bench", resource_type="kv", name="bench")
+    bodies = {}
+    for op, msg in (("Set", pb.SetRequest(resource_path=rp, key="key:000000000001", value=b"v" * VALUE_SIZE)),
+                    ("Get", pb.GetRequest(resource_path=rp, key="key:000000000001"))):
+        raw = msg.SerializeToString()
+        path = os.path.join(work, f"{op}.grpc")
+        with open(path, "wb") as f:
+            f.write(b"\x00" + struct.pack(">I", len(raw)) + raw)
+        bodies[op] = path
+    port_file = os.path.join(work, "h2load-port.json")
+    server = subprocess.Popen([HERALD, "serve", "--grpc-addr", "127.0.0.1:0", "--admin-addr", "127.0.0.1:0",
+                               "--auto-create", "--no-auth", "--log", "warn", "--data-dir", os.path.join(work, "h2"),
+                               "--port-file", port_file], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    results, cmds = {}, []
+    try:
+        for _ in range(300):
+            if os.path.exists(port_file):
+                break
+            time.sleep(0.05)
+        addr = json.load(open(port_file))["grpc"]
+        n = str(int(30000 * SECONDS))
+        for op in ("Set", "Get"):  # Set first, so Get finds the key
+            cmd = ["h2load", "-n", n, "-c", str(KV_CLIENTS), "-m", "1", "-t", "1", "-d", bodies[op],
+                   "-H", "content-type: application/grpc", "-H", "te: trailers",
+                   f"http://{addr}/flowmesh.v1.KVService/{op}"]
+            out = sh(cmd).stdout
+            rps = float(re.search(r"finished in [\d.]+s, ([\d.]+) req/s", out).group(1))
+            ok = re.search(r"requests: \d+ total, \d+ started, \d+ done, (\d+) succeeded", out).group(1)
+            results[op.lower()] = {"rps": rps, "succeeded": int(ok), "total": int(n)}
+            cmds.append(cmd)
+    finally:
+        server.terminate()
+        server.wait()
+    return cmds, results
+
+
 def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -84,16 +128,21 @@ def redis_bench(work):
         cmd = ["redis-benchmark", "-p", str(port), "-t", "set,get", "-c", str(KV_CLIENTS), "-P", "1",
                "-d", str(VALUE_SIZE), "-r", str(KEYSPACE), "-n", n, "--csv"]
         out = sh(cmd).stdout
+        # The same without -r: one fixed key, as h2load's replayed body has.
+        fixed_cmd = [c for c in cmd if c not in ("-r", str(KEYSPACE))]
+        fixed_out = sh(fixed_cmd).stdout
     finally:
         server.terminate()
         server.wait()
-    results = {}
-    for line in out.splitlines():
-        cells = [c.strip('"') for c in line.split('","')]
-        if cells[0] in ("SET", "GET"):
-            # test, rps, avg, min, p50, p95, p99, max (ms)
-            results[cells[0].lower()] = {"rps": float(cells[1]), "p50_ms": float(cells[4]), "p99_ms": float(cells[6])}
-    return cmd, results
+    def parse(text):
+        results = {}
+        for line in text.splitlines():
+            cells = [c.strip('"') for c in line.split('","')]
+            if cells[0] in ("SET", "GET"):
+                # test, rps, avg, min, p50, p95, p99, max (ms)
+                results[cells[0].lower()] = {"rps": float(cells[1]), "p50_ms": float(cells[4]), "p99_ms": float(cells[6])}
+        return results
+    return (cmd, fixed_cmd), parse(out), parse(fixed_out)
 
 
 def main():
@@ -103,7 +152,8 @@ def main():
     try:
         disk, dd_lines = disk_bandwidth(work)
         hcmds, herald = herald_bench(work)
-        rcmd, redis = redis_bench(work)
+        (rcmd, rcmd_fixed), redis, redis_fixed = redis_bench(work)
+        h2cmds, h2 = herald_h2load(work)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     by = {(r["scenario"], r["fsync"], r["connections"]): r for r in herald}
@@ -150,6 +200,8 @@ dd if=/dev/zero of=<work>/dd.bin bs=1M count=1024 conv=fdatasync     # three tim
 {chr(10).join(' '.join('target/release/herald' if c == HERALD else ('<work>' if c == work_dir_marker else c) for c in cmd) for cmd in hcmds)}
 redis-server --appendonly yes --appendfsync everysec --save "" ...
 {' '.join(rcmd)}
+{' '.join(rcmd_fixed)}
+{chr(10).join(' '.join('<work>/' + os.path.basename(c) if c.startswith(work_dir_marker) else c for c in cmd) for cmd in h2cmds)}
 ```
 
 `herald bench` starts a fresh `herald serve` (this binary, port 0, temporary data directory, auth off, auto-create on)
@@ -184,6 +236,13 @@ The three dd runs: {"; ".join(f"`{l}`" for l in dd_lines)}.
 | op | Herald connections | Herald req/s | Herald p50 / p99 ms | Redis req/s (50 connections) | Redis p50 / p99 ms | Herald / Redis (target ≥ 0.50) |
 |---|---|---|---|---|---|---|
 {chr(10).join(kv_lines)}
+
+Same comparison with C load generators on both sides, one fixed key: h2load sending real gRPC `Set`/`Get` requests
+to Herald, redis-benchmark without `-r` to Redis; both with 50 connections and one outstanding request each.
+
+| op | Herald via h2load req/s (succeeded / sent) | Redis, fixed key, req/s | Herald / Redis (target ≥ 0.50) |
+|---|---|---|---|
+{chr(10).join(f"| {op.upper()} | {h2[op]['rps']:,.0f} ({h2[op]['succeeded']:,} / {h2[op]['total']:,}) | {redis_fixed[op]['rps']:,.0f} | {h2[op]['rps'] / redis_fixed[op]['rps']:.2f}× |" for op in ("set", "get") if op in h2 and op in redis_fixed)}
 
 ### Queues
 

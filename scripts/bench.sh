@@ -7,10 +7,13 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-if ! command -v redis-server >/dev/null || ! command -v redis-benchmark >/dev/null; then
-  echo "==> installing redis-server and redis-tools (for the KV comparison)"
-  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server redis-tools >/dev/null
+if ! command -v redis-server >/dev/null || ! command -v redis-benchmark >/dev/null || ! command -v h2load >/dev/null; then
+  echo "==> installing redis-server, redis-tools and nghttp2-client (h2load) for the KV comparison"
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server redis-tools nghttp2-client >/dev/null
 fi
 echo "==> building herald (release)"
 cargo build --release -p herald --locked 2>&1 | tail -n 1
-exec python3 scripts/bench.py "$@"
+# bench.py encodes the h2load request bodies with the SDK's generated protobuf classes.
+if [ ! -x .venv/bin/python ]; then python3 -m venv .venv; fi
+.venv/bin/python -m pip install --quiet -e python
+exec .venv/bin/python scripts/bench.py "$@"
