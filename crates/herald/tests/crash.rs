@@ -2,7 +2,8 @@
 //! that everything it acknowledged under `fsync = always` is there exactly once.
 
 use herald_testkit::v1::{
-    self as pb, queue_service_client::QueueServiceClient, stream_service_client::StreamServiceClient,
+    self as pb, kv_service_client::KvServiceClient, queue_service_client::QueueServiceClient,
+    stream_service_client::StreamServiceClient,
 };
 use herald_testkit::{BinaryServer, path, write_provisioning_file};
 use std::collections::{BTreeMap, HashSet};
@@ -13,6 +14,9 @@ use std::time::{Duration, Instant};
 const BIN: &str = env!("CARGO_BIN_EXE_herald");
 const STREAM: &str = "t1/ns1/stream/crash";
 const QUEUE: &str = "t1/ns1/queue/crash";
+/// Enqueued to during the crash, never consumed: every acknowledged enqueue must be there afterwards.
+const IDLE_QUEUE: &str = "t1/ns1/queue/crash-idle";
+const KV: &str = "t1/ns1/kv/crash";
 
 fn start(dir: &Path) -> BinaryServer {
     start_with(dir, "always")
@@ -41,7 +45,8 @@ async fn sigkill_under_interval_fsync_loses_nothing_acknowledged_either() {
 
 async fn sigkill_during_writes(fsync: &str) {
     let dir = tempfile::tempdir().unwrap();
-    write_provisioning_file(&dir.path().join("res.json"), &[STREAM.into(), QUEUE.into()]).unwrap();
+    write_provisioning_file(&dir.path().join("res.json"), &[STREAM.into(), QUEUE.into(), IDLE_QUEUE.into(), KV.into()])
+        .unwrap();
     let mut server = start_with(dir.path(), fsync);
     let ch = server.channel().await;
 
@@ -83,6 +88,54 @@ async fn sigkill_during_writes(fsync: &str) {
                 for (o, p) in offsets.into_iter().zip(payloads) {
                     a.insert(o, p);
                 }
+            }
+        }));
+    }
+    // Enqueues to a queue nobody reads, and KV sets, keep going until the crash.
+    let idle_enqueued: Arc<Mutex<HashSet<String>>> = Arc::default();
+    let kv_set: Arc<Mutex<Vec<String>>> = Arc::default();
+    {
+        let mut q = QueueServiceClient::new(ch.clone());
+        let done = Arc::clone(&idle_enqueued);
+        tasks.push(tokio::spawn(async move {
+            for i in 0.. {
+                let req = pb::EnqueueRequest {
+                    resource_path: path(IDLE_QUEUE),
+                    payload: format!("idle-{i}").into(),
+                    ..Default::default()
+                };
+                let Ok(r) = q.enqueue(req).await else { return };
+                done.lock().unwrap().insert(r.into_inner().job_id);
+            }
+        }));
+        let mut kv = KvServiceClient::new(ch.clone());
+        let done = Arc::clone(&kv_set);
+        tasks.push(tokio::spawn(async move {
+            for i in 0.. {
+                let key = format!("k{i:08}");
+                let req =
+                    pb::SetRequest { resource_path: path(KV), key: key.clone(), value: "v".into(), ttl_seconds: 0 };
+                if kv.set(req).await.is_err() {
+                    return;
+                }
+                done.lock().unwrap().push(key);
+            }
+        }));
+    }
+    // Enqueues keep going until the crash, so enqueues and acks are in flight when it happens.
+    let enqueued_live: Arc<Mutex<HashSet<String>>> = Arc::default();
+    {
+        let mut q = QueueServiceClient::new(ch.clone());
+        let live = Arc::clone(&enqueued_live);
+        tasks.push(tokio::spawn(async move {
+            for i in 0.. {
+                let req = pb::EnqueueRequest {
+                    resource_path: path(QUEUE),
+                    payload: format!("live-{i}").into(),
+                    ..Default::default()
+                };
+                let Ok(r) = q.enqueue(req).await else { return };
+                live.lock().unwrap().insert(r.into_inner().job_id);
             }
         }));
     }
@@ -157,7 +210,41 @@ async fn sigkill_during_writes(fsync: &str) {
     let distinct: HashSet<&bytes::Bytes> = all.iter().map(|m| &m.payload).collect();
     assert_eq!(distinct.len(), all.len(), "no event stored twice");
 
+    // Every acknowledged enqueue to the idle queue and every acknowledged KV set survived.
+    let idle = idle_enqueued.lock().unwrap().clone();
+    assert!(!idle.is_empty());
+    let mut idle_queue = QueueServiceClient::new(ch.clone());
+    let mut found = HashSet::new();
+    loop {
+        let req = pb::ReceiveRequest {
+            resource_path: path(IDLE_QUEUE),
+            max_jobs: 100,
+            visibility_timeout_seconds: 600,
+            long_poll_timeout_seconds: 0,
+        };
+        let jobs = idle_queue.receive(req).await.unwrap().into_inner().jobs;
+        if jobs.is_empty() {
+            break;
+        }
+        found.extend(jobs.into_iter().map(|j| j.id));
+    }
+    let lost: Vec<&String> = idle.iter().filter(|id| !found.contains(*id)).collect();
+    assert!(lost.is_empty(), "{} acknowledged enqueues lost, e.g. {:?}", lost.len(), lost.first());
+    let keys = kv_set.lock().unwrap().clone();
+    assert!(!keys.is_empty());
+    let mut kv = KvServiceClient::new(ch.clone());
+    let stored = kv
+        .list_keys(pb::ListKeysRequest { resource_path: path(KV), prefix: String::new() })
+        .await
+        .unwrap()
+        .into_inner()
+        .keys;
+    let stored: HashSet<String> = stored.into_iter().collect();
+    let lost: Vec<&String> = keys.iter().filter(|k| !stored.contains(*k)).collect();
+    assert!(lost.is_empty(), "{} acknowledged KV sets lost, e.g. {:?}", lost.len(), lost.first());
+
     // Queues: acknowledged jobs never come back; every other enqueued job is still there exactly once.
+    enqueued.extend(enqueued_live.lock().unwrap().iter().cloned());
     let acked_jobs = acked_jobs.lock().unwrap().clone();
     let attempted = ack_attempted.lock().unwrap().clone();
     assert!(!acked_jobs.is_empty(), "workers acknowledged something before the crash");
