@@ -10,6 +10,7 @@ Everything runs on this machine in the same run, so the ratios compare like with
 import json
 import os
 import re
+import shlex
 import shutil
 import socket
 import subprocess
@@ -190,7 +191,7 @@ client's own CPU cost.
 ## How to reproduce
 
 ```sh
-scripts/bench.sh                  # installs redis-server/redis-tools if missing, builds release, runs everything
+scripts/bench.sh                  # installs redis-server, redis-tools, nghttp2-client (h2load) if missing, builds release, runs everything
 ```
 
 which runs, in order:
@@ -199,9 +200,9 @@ which runs, in order:
 dd if=/dev/zero of=<work>/dd.bin bs=1M count=1024 conv=fdatasync     # three times; the median counts
 {chr(10).join(' '.join('target/release/herald' if c == HERALD else ('<work>' if c == work_dir_marker else c) for c in cmd) for cmd in hcmds)}
 redis-server --appendonly yes --appendfsync everysec --save "" ...
-{' '.join(rcmd)}
-{' '.join(rcmd_fixed)}
-{chr(10).join(' '.join('<work>/' + os.path.basename(c) if c.startswith(work_dir_marker) else c for c in cmd) for cmd in h2cmds)}
+{shlex.join(rcmd)}
+{shlex.join(rcmd_fixed)}
+{chr(10).join(shlex.join('<work>/' + os.path.basename(c) if c.startswith(work_dir_marker) else c for c in cmd) for cmd in h2cmds)}
 ```
 
 `herald bench` starts a fresh `herald serve` (this binary, port 0, temporary data directory, auth off, auto-create on)
