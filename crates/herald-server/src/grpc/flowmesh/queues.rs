@@ -95,16 +95,7 @@ impl QueueService for QueueSvc {
     async fn ack(&self, req: Request<pb::AckRequest>) -> Result<Response<pb::AckResponse>, Status> {
         let who = principal(&req);
         let r = req.into_inner();
-        let path = resolve(
-            &who,
-            r.resource_path,
-            || {
-                job_id(&r.job_id)?;
-                Ok(())
-            },
-            QUEUE,
-            Permission::QueueWrite,
-        )?;
+        let path = resolve(&who, r.resource_path, || job_id(&r.job_id), QUEUE, Permission::QueueWrite)?;
         self.0.engine().queues.ack(&path, &r.job_id).await.map_err(to_status)?;
         Ok(Response::new(pb::AckResponse { status: ok("job acknowledged successfully") }))
     }
@@ -112,16 +103,7 @@ impl QueueService for QueueSvc {
     async fn nack(&self, req: Request<pb::NackRequest>) -> Result<Response<pb::NackResponse>, Status> {
         let who = principal(&req);
         let r = req.into_inner();
-        let path = resolve(
-            &who,
-            r.resource_path,
-            || {
-                job_id(&r.job_id)?;
-                Ok(())
-            },
-            QUEUE,
-            Permission::QueueWrite,
-        )?;
+        let path = resolve(&who, r.resource_path, || job_id(&r.job_id), QUEUE, Permission::QueueWrite)?;
         self.0.engine().queues.nack(&path, &r.job_id, r.delay_seconds.max(0)).await.map_err(to_status)?;
         Ok(Response::new(pb::NackResponse { status: ok("job NACKed successfully") }))
     }
@@ -190,16 +172,7 @@ impl QueueService for QueueSvc {
     ) -> Result<Response<pb::ReplayDlqJobResponse>, Status> {
         let who = principal(&req);
         let r = req.into_inner();
-        let path = resolve(
-            &who,
-            r.resource_path,
-            || {
-                job_id(&r.job_id)?;
-                Ok(())
-            },
-            QUEUE,
-            Permission::QueueWrite,
-        )?;
+        let path = resolve(&who, r.resource_path, || job_id(&r.job_id), QUEUE, Permission::QueueWrite)?;
         let (job_id, seq) = self.0.engine().queues.replay_dlq(&path, &r.job_id).await.map_err(to_status)?;
         Ok(Response::new(pb::ReplayDlqJobResponse { status: ok(""), job_id, seq }))
     }

@@ -85,16 +85,7 @@ impl StreamService for StreamSvc {
     async fn subscribe(&self, req: Request<pb::SubscribeRequest>) -> Result<Response<Self::SubscribeStream>, Status> {
         let who = principal(&req);
         let r = req.into_inner();
-        let path = resolve(
-            &who,
-            r.resource_path,
-            || {
-                group(&r.consumer_group)?;
-                Ok(())
-            },
-            STREAM,
-            Permission::StreamRead,
-        )?;
+        let path = resolve(&who, r.resource_path, || group(&r.consumer_group), STREAM, Permission::StreamRead)?;
         // Existence and the start offset are checked here, before any frame is sent (D7, D8).
         let tail = self
             .0
@@ -140,16 +131,7 @@ impl StreamService for StreamSvc {
     async fn get_offset(&self, req: Request<pb::GetOffsetRequest>) -> Result<Response<pb::GetOffsetResponse>, Status> {
         let who = principal(&req);
         let r = req.into_inner();
-        let path = resolve(
-            &who,
-            r.resource_path,
-            || {
-                group(&r.consumer_group)?;
-                Ok(())
-            },
-            STREAM,
-            Permission::StreamRead,
-        )?;
+        let path = resolve(&who, r.resource_path, || group(&r.consumer_group), STREAM, Permission::StreamRead)?;
         let offset =
             self.0.engine().streams.committed_offset(&path, &r.consumer_group, r.partition).await.map_err(to_status)?;
         Ok(Response::new(pb::GetOffsetResponse { status: ok("offset retrieved successfully"), offset }))
@@ -172,16 +154,7 @@ impl StreamService for StreamSvc {
     ) -> Result<Response<pb::GetConsumerGroupStateResponse>, Status> {
         let who = principal(&req);
         let r = req.into_inner();
-        let path = resolve(
-            &who,
-            r.resource_path,
-            || {
-                group(&r.consumer_group)?;
-                Ok(())
-            },
-            STREAM,
-            Permission::StreamRead,
-        )?;
+        let path = resolve(&who, r.resource_path, || group(&r.consumer_group), STREAM, Permission::StreamRead)?;
         let state =
             self.0.engine().streams.group_state(&path, &r.consumer_group, r.partition).await.map_err(to_status)?;
         Ok(Response::new(pb::GetConsumerGroupStateResponse {
