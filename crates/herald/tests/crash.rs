@@ -265,9 +265,9 @@ async fn sigkill_during_writes(fsync: &str) {
         if jobs.is_empty() {
             break;
         }
-        remaining.extend(jobs.into_iter().map(|j| j.id));
+        remaining.extend(jobs.into_iter().map(|j| (j.id, j.payload)));
     }
-    let remaining_set: HashSet<String> = remaining.iter().cloned().collect();
+    let remaining_set: HashSet<String> = remaining.iter().map(|(id, _)| id.clone()).collect();
     assert_eq!(remaining_set.len(), remaining.len(), "no job delivered twice after the restart");
     assert!(remaining_set.is_disjoint(&acked_jobs), "an acknowledged job came back");
     for id in &enqueued {
@@ -276,7 +276,15 @@ async fn sigkill_during_writes(fsync: &str) {
             "enqueued job {id} vanished"
         );
     }
-    assert!(remaining_set.iter().all(|id| enqueued.contains(id)), "no job appeared from nowhere");
+    // The one enqueue in flight at the kill may have been committed without its reply reaching the client: that job
+    // may be there (stored, never acknowledged), but nothing else the client did not enqueue.
+    let live_acked = enqueued_live.lock().unwrap().len();
+    let unknown: Vec<&bytes::Bytes> =
+        remaining.iter().filter(|(id, _)| !enqueued.contains(id)).map(|(_, payload)| payload).collect();
+    assert!(
+        unknown.is_empty() || unknown == [&bytes::Bytes::from(format!("live-{live_acked}"))],
+        "no job appeared from nowhere: {unknown:?} (live enqueues acknowledged: {live_acked})"
+    );
 }
 
 #[tokio::test]
