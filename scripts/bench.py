@@ -33,13 +33,13 @@ def sh(cmd, **kw):
     return subprocess.run(cmd, check=True, capture_output=True, text=True, **kw)
 
 
-def disk_bandwidth(work):
-    """dd sequential write with fdatasync, MiB/s (1 GiB file): the median of three runs, because this machine's
+def disk_bandwidth(work, mib):
+    """dd sequential write of `mib` MiB with fdatasync, MiB/s: the median of three runs, because this machine's
     virtual disk varies a lot from one run to the next. Returns (median, every run's dd line)."""
     target = os.path.join(work, "dd.bin")
     rates, lines = [], []
     for _ in range(3):
-        out = sh(["dd", "if=/dev/zero", f"of={target}", "bs=1M", "count=1024", "conv=fdatasync"]).stderr
+        out = sh(["dd", "if=/dev/zero", f"of={target}", "bs=1M", f"count={mib}", "conv=fdatasync"]).stderr
         os.remove(target)
         m = re.search(r"(\d+) bytes .* copied, ([\d.]+) s", out)
         rates.append(int(m.group(1)) / float(m.group(2)) / (1 << 20))
@@ -151,8 +151,13 @@ def main():
     work = tempfile.mkdtemp(prefix="herald-bench-", dir=os.environ.get("BENCH_DIR", ROOT))
     work_dir_marker = work
     try:
-        disk, dd_lines = disk_bandwidth(work)
         hcmds, herald = herald_bench(work)
+        # The disk's bandwidth for as many bytes as Herald's interval append run wrote (a sustained figure, like
+        # Herald's), and for 1 GiB, which this VM's host-side write cache partly absorbs (a burst figure).
+        appended = next(r for r in herald if r["scenario"] == "stream-append" and r["fsync"].startswith("interval"))
+        dd_mib = max(1024, int(appended["mib_per_sec"] * appended["seconds"]))
+        disk, dd_lines = disk_bandwidth(work, dd_mib)
+        burst, burst_lines = disk_bandwidth(work, 1024)
         (rcmd, rcmd_fixed), redis, redis_fixed = redis_bench(work)
         h2cmds, h2 = herald_h2load(work)
     finally:
@@ -197,7 +202,8 @@ scripts/bench.sh                  # installs redis-server, redis-tools, nghttp2-
 which runs, in order:
 
 ```sh
-dd if=/dev/zero of=<work>/dd.bin bs=1M count=1024 conv=fdatasync     # three times; the median counts
+dd if=/dev/zero of=<work>/dd.bin bs=1M count=<N> conv=fdatasync      # N = MiB Herald's interval append wrote; three times, the median counts
+dd if=/dev/zero of=<work>/dd.bin bs=1M count=1024 conv=fdatasync     # the 1 GiB burst figure, three times
 {chr(10).join(' '.join('target/release/herald' if c == HERALD else ('<work>' if c == work_dir_marker else c) for c in cmd) for cmd in hcmds)}
 redis-server --appendonly yes --appendfsync everysec --save "" ...
 {shlex.join(rcmd)}
@@ -226,11 +232,18 @@ for every scenario and fsync policy. Each client has its own gRPC connection and
 
 | | MiB/s |
 |---|---|
-| disk, `dd … conv=fdatasync`, median of three runs | {disk:,.1f} |
-| Herald stream-append, `fsync = interval:50` | {append_interval['mib_per_sec'] if append_interval else float('nan'):,.1f} |
+| disk, `dd bs=1M count={dd_mib} conv=fdatasync` (the bytes Herald wrote), median of three runs | {disk:,.1f} |
+| Herald stream-append, `fsync = interval:50` ({appended['mib_per_sec'] * appended['seconds']:,.0f} MiB in {appended['seconds']:.1f} s) | {append_interval['mib_per_sec'] if append_interval else float('nan'):,.1f} |
 | **ratio** (target ≥ 0.60) | **{ratio_disk:.2f}** |
+| for reference: disk, `dd bs=1M count=1024 conv=fdatasync`, median of three runs | {burst:,.1f} |
+| for reference: Herald / the 1 GiB figure | {(append_interval['mib_per_sec'] / burst) if append_interval else float('nan'):.2f} |
 
-The three dd runs: {"; ".join(f"`{l}`" for l in dd_lines)}.
+dd writes as many bytes as Herald's run did, so both figures are sustained rates over the same amount of data. A
+1 GiB dd finishes in under a second on this VM and is partly absorbed by the host's write cache; it is shown for
+reference, since Herald's five-second run cannot benefit the same way.
+
+The dd runs at Herald's size: {"; ".join(f"`{l}`" for l in dd_lines)}.
+The 1 GiB runs: {"; ".join(f"`{l}`" for l in burst_lines)}.
 
 ### KV over gRPC versus Redis (AOF everysec), {KV_CLIENTS} clients, no pipelining
 
