@@ -79,7 +79,7 @@ def herald_h2load(work):
         bodies[op] = path
     port_file = os.path.join(work, "h2load-port.json")
     server = subprocess.Popen([HERALD, "serve", "--grpc-addr", "127.0.0.1:0", "--admin-addr", "127.0.0.1:0",
-                               "--auto-create", "--no-auth", "--log", "warn", "--data-dir", os.path.join(work, "h2"),
+                               "--nats-addr", "127.0.0.1:0", "--auto-create", "--no-auth", "--log", "warn", "--data-dir", os.path.join(work, "h2"),
                                "--port-file", port_file], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     results, cmds = {}, []
     try:

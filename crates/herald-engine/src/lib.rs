@@ -1,7 +1,7 @@
 //! Herald's engine: all state and all semantics.
 //!
 //! Front-ends call the service traits in [`api`] — [`Streams`], [`Queues`], [`Kv`], [`Resources`] — and never touch
-//! a store. This crate ships the embedded backend, which needs nothing installed:
+//! a store. Subject pub/sub, which stores nothing, is the in-memory [`pubsub::Router`]. This crate ships the embedded backend, which needs nothing installed:
 //! - append-only data (stream records) in `herald-log` segments under `<data>/streams/`;
 //! - keyed, mutable state (resources, consumer offsets, KV entries, queue jobs and counters) in one fjall database
 //!   under `<data>/state/`, changed only through atomic write batches.
@@ -12,6 +12,7 @@ pub mod api;
 mod codec;
 pub mod durability;
 mod kv;
+pub mod pubsub;
 mod queues;
 mod resources;
 mod store;
@@ -64,6 +65,8 @@ pub struct Engine {
     pub streams: Arc<dyn Streams>,
     pub queues: Arc<dyn Queues>,
     pub kv: Arc<dyn Kv>,
+    /// Subject pub/sub (in memory; nothing is stored).
+    pub pubsub: Arc<pubsub::Router>,
     backend: Arc<Embedded>,
 }
 
@@ -108,6 +111,7 @@ impl Engine {
             streams: streams.clone(),
             queues: queues.clone(),
             kv: kv.clone(),
+            pubsub: Arc::new(pubsub::Router::new()),
             backend: Arc::new(Embedded { store, streams, queues, kv, fsync: config.fsync }),
         })
     }

@@ -51,6 +51,66 @@ pub struct TokenConfig {
     /// Permissions (`stream.read`, `queue.write`, …); empty (the default) means all.
     #[serde(default)]
     pub permissions: Vec<String>,
+    /// Subjects this principal may publish to over NATS (wildcards allowed); empty (the default) means all.
+    #[serde(default)]
+    pub publish: Vec<String>,
+    /// Subjects it may never publish to, even if `publish` allows them.
+    #[serde(default)]
+    pub publish_deny: Vec<String>,
+    /// Subjects it may subscribe to; a subscription must lie inside one of them. Empty (the default) means all.
+    #[serde(default)]
+    pub subscribe: Vec<String>,
+    /// Subjects it may never subscribe to (no subscription may overlap them).
+    #[serde(default)]
+    pub subscribe_deny: Vec<String>,
+}
+
+/// A user with a password (`[[auth.users]]`): NATS `user`/`pass` in CONNECT. Same scoping as a token.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UserConfig {
+    pub user: String,
+    pub password: String,
+    #[serde(default = "all")]
+    pub tenants: Vec<String>,
+    #[serde(default)]
+    pub namespaces: Vec<String>,
+    #[serde(default)]
+    pub permissions: Vec<String>,
+    #[serde(default)]
+    pub publish: Vec<String>,
+    #[serde(default)]
+    pub publish_deny: Vec<String>,
+    #[serde(default)]
+    pub subscribe: Vec<String>,
+    #[serde(default)]
+    pub subscribe_deny: Vec<String>,
+}
+
+/// Allowed and denied subject patterns for one direction (publish or subscribe).
+#[derive(Clone, Debug, Default)]
+struct SubjectRules {
+    allow: Vec<Vec<u8>>,
+    deny: Vec<Vec<u8>>,
+}
+
+impl SubjectRules {
+    fn new(allow: &[String], deny: &[String]) -> Self {
+        let bytes = |v: &[String]| v.iter().map(|s| s.as_bytes().to_vec()).collect();
+        SubjectRules { allow: bytes(allow), deny: bytes(deny) }
+    }
+
+    /// A published (literal) subject: allowed by some allow pattern (or no allow list), matched by no deny pattern.
+    fn permits_publish(&self, subject: &[u8]) -> bool {
+        (self.allow.is_empty() || self.allow.iter().any(|p| herald_subject::matches(p, subject)))
+            && !self.deny.iter().any(|p| herald_subject::matches(p, subject))
+    }
+
+    /// A subscription pattern: everything it can match must be allowed, and it must not overlap a denied pattern.
+    fn permits_subscribe(&self, pattern: &[u8]) -> bool {
+        (self.allow.is_empty() || self.allow.iter().any(|p| herald_subject::is_subset(pattern, p)))
+            && !self.deny.iter().any(|p| herald_subject::overlaps(p, pattern))
+    }
 }
 
 fn all() -> Vec<String> {
@@ -67,11 +127,52 @@ struct Scope {
     tenants: Vec<String>,
     namespaces: Vec<String>,
     permissions: Vec<String>,
+    publish: SubjectRules,
+    subscribe: SubjectRules,
 }
 
 impl Principal {
     fn new(name: String, tenants: Vec<String>, namespaces: Vec<String>, permissions: Vec<String>) -> Self {
-        Principal(Arc::new(Scope { name, tenants, namespaces, permissions }))
+        Principal(Arc::new(Scope {
+            name,
+            tenants,
+            namespaces,
+            permissions,
+            publish: SubjectRules::default(),
+            subscribe: SubjectRules::default(),
+        }))
+    }
+
+    fn from_token(i: usize, t: &TokenConfig) -> Self {
+        Principal(Arc::new(Scope {
+            name: format!("token#{}", i + 1),
+            tenants: if t.tenants.is_empty() { all() } else { t.tenants.clone() },
+            namespaces: t.namespaces.clone(),
+            permissions: t.permissions.clone(),
+            publish: SubjectRules::new(&t.publish, &t.publish_deny),
+            subscribe: SubjectRules::new(&t.subscribe, &t.subscribe_deny),
+        }))
+    }
+
+    fn from_user(u: &UserConfig) -> Self {
+        Principal(Arc::new(Scope {
+            name: format!("user {}", u.user),
+            tenants: if u.tenants.is_empty() { all() } else { u.tenants.clone() },
+            namespaces: u.namespaces.clone(),
+            permissions: u.permissions.clone(),
+            publish: SubjectRules::new(&u.publish, &u.publish_deny),
+            subscribe: SubjectRules::new(&u.subscribe, &u.subscribe_deny),
+        }))
+    }
+
+    /// May this principal publish to `subject` (NATS, relay topics)?
+    pub fn may_publish(&self, subject: &[u8]) -> bool {
+        self.0.publish.permits_publish(subject)
+    }
+
+    /// May this principal subscribe to the pattern `subject`?
+    pub fn may_subscribe(&self, subject: &[u8]) -> bool {
+        self.0.subscribe.permits_subscribe(subject)
     }
 
     /// The principal of development mode: everything allowed. One shared instance.
@@ -113,25 +214,41 @@ impl Principal {
 pub struct Authenticator {
     /// `None` = authentication off (development mode or explicitly disabled).
     tokens: Option<Arc<HashMap<String, Principal>>>,
+    /// user name → (password, principal).
+    users: Arc<HashMap<String, (String, Principal)>>,
+}
+
+/// Compares secrets in time independent of where they first differ.
+fn secret_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 impl Authenticator {
     pub fn disabled() -> Self {
-        Authenticator { tokens: None }
+        Authenticator { tokens: None, users: Arc::default() }
     }
 
     pub fn with_tokens(tokens: &[TokenConfig]) -> Self {
-        let map = tokens
-            .iter()
-            .enumerate()
-            .map(|(i, t)| {
-                let tenants = if t.tenants.is_empty() { all() } else { t.tenants.clone() };
-                let p =
-                    Principal::new(format!("token#{}", i + 1), tenants, t.namespaces.clone(), t.permissions.clone());
-                (t.token.clone(), p)
-            })
-            .collect();
-        Authenticator { tokens: Some(Arc::new(map)) }
+        Self::with_credentials(tokens, &[])
+    }
+
+    /// Authentication on, with these tokens and users.
+    pub fn with_credentials(tokens: &[TokenConfig], users: &[UserConfig]) -> Self {
+        let map = tokens.iter().enumerate().map(|(i, t)| (t.token.clone(), Principal::from_token(i, t))).collect();
+        let users = users.iter().map(|u| (u.user.clone(), (u.password.clone(), Principal::from_user(u)))).collect();
+        Authenticator { tokens: Some(Arc::new(map)), users: Arc::new(users) }
+    }
+
+    /// Authenticates NATS CONNECT credentials: `auth_token` (a Herald token) or `user` + `pass`. With
+    /// authentication off, everyone is the anonymous principal. `None`: the credentials are wrong or missing.
+    pub fn authenticate_nats(&self, token: Option<&str>, user: Option<&str>, pass: Option<&str>) -> Option<Principal> {
+        let Some(tokens) = &self.tokens else { return Some(Principal::anonymous()) };
+        if let Some(user) = user {
+            let (password, principal) = self.users.get(user)?;
+            return secret_eq(password.as_bytes(), pass.unwrap_or("").as_bytes()).then(|| principal.clone());
+        }
+        let token = token?;
+        tokens.iter().find(|(t, _)| secret_eq(t.as_bytes(), token.as_bytes())).map(|(_, p)| p.clone())
     }
 
     pub fn is_enabled(&self) -> bool {
@@ -165,6 +282,7 @@ mod tests {
                 tenants: vec!["t1".into()],
                 namespaces: vec!["ns1".into()],
                 permissions: vec!["stream.read".into()],
+                ..Default::default()
             },
         ])
     }

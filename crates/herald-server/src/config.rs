@@ -4,7 +4,7 @@
 //! Every field has a default, so an empty file (or none) is a working development configuration. The shipped
 //! `herald.toml` at the repository root documents each key.
 
-use crate::auth::TokenConfig;
+use crate::auth::{TokenConfig, UserConfig};
 use herald_engine::FsyncPolicy;
 use serde::Deserialize;
 use std::net::SocketAddr;
@@ -19,6 +19,7 @@ pub struct Config {
     pub storage: StorageConfig,
     pub auth: AuthConfig,
     pub grpc: GrpcConfig,
+    pub nats: NatsConfig,
     /// Allow binding a non-loopback address with authentication off.
     pub insecure: bool,
 }
@@ -28,6 +29,8 @@ pub struct Config {
 pub struct ListenersConfig {
     pub grpc: String,
     pub admin: String,
+    /// The NATS client-protocol listener; empty turns it off.
+    pub nats: String,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -47,6 +50,8 @@ pub struct AuthConfig {
     /// development token is generated and logged.
     pub enabled: Option<bool>,
     pub tokens: Vec<TokenConfig>,
+    /// Users with passwords (NATS `user`/`pass`).
+    pub users: Vec<UserConfig>,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -54,6 +59,122 @@ pub struct AuthConfig {
 pub struct GrpcConfig {
     /// Largest request message accepted (FlowMesh clients assume at least 4 MiB).
     pub max_message_bytes: usize,
+}
+
+/// The NATS listener's limits and timers. Key names follow nats-server's configuration (compat §1.18), so one test
+/// can configure both; durations are written like `"2m"`, `"10s"`, `"500ms"`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct NatsConfig {
+    /// Advertised as `server_name` in INFO.
+    pub server_name: String,
+    pub max_payload: usize,
+    /// Outbound bytes a connection may have waiting before it is cut off as a slow consumer.
+    pub max_pending: usize,
+    pub max_control_line: usize,
+    pub write_deadline: String,
+    pub ping_interval: String,
+    pub ping_max: u32,
+    /// Per connection; 0 = unlimited.
+    pub max_subscriptions: usize,
+    pub max_connections: usize,
+    pub auth_timeout: String,
+    pub lame_duck_duration: String,
+    pub lame_duck_grace_period: String,
+}
+
+impl Default for NatsConfig {
+    fn default() -> Self {
+        NatsConfig {
+            server_name: "herald".into(),
+            max_payload: 1 << 20,
+            max_pending: 64 << 20,
+            max_control_line: 4096,
+            write_deadline: "10s".into(),
+            ping_interval: "2m".into(),
+            ping_max: 2,
+            max_subscriptions: 0,
+            max_connections: 65536,
+            auth_timeout: "2s".into(),
+            lame_duck_duration: "2m".into(),
+            lame_duck_grace_period: "10s".into(),
+        }
+    }
+}
+
+/// Parses `"500ms"`, `"10s"`, `"2m"`, `"1h"` (a bare number is seconds).
+pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
+    let s = s.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit() && c != '.').unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let n: f64 = num.parse().map_err(|_| format!("{s:?} is not a duration like \"10s\" or \"500ms\""))?;
+    let secs = match unit.trim() {
+        "ms" => n / 1000.0,
+        "" | "s" => n,
+        "m" => n * 60.0,
+        "h" => n * 3600.0,
+        _ => return Err(format!("{s:?}: unknown unit (use ms, s, m or h)")),
+    };
+    Ok(std::time::Duration::from_secs_f64(secs))
+}
+
+/// The NATS settings, parsed.
+#[derive(Clone, Debug)]
+pub struct NatsLimits {
+    pub server_name: String,
+    pub max_payload: usize,
+    pub max_pending: usize,
+    pub max_control_line: usize,
+    pub write_deadline: std::time::Duration,
+    pub ping_interval: std::time::Duration,
+    pub ping_max: u32,
+    pub max_subscriptions: usize,
+    pub max_connections: usize,
+    pub auth_timeout: std::time::Duration,
+    pub lame_duck_duration: std::time::Duration,
+    pub lame_duck_grace_period: std::time::Duration,
+}
+
+impl NatsConfig {
+    fn limits(&self, errors: &mut Vec<String>) -> NatsLimits {
+        let mut dur = |key: &str, v: &str, min_ms: u64| {
+            let d = parse_duration(v).unwrap_or_else(|e| {
+                errors.push(format!("nats.{key}: {e}"));
+                std::time::Duration::from_secs(1)
+            });
+            if d < std::time::Duration::from_millis(min_ms) {
+                errors.push(format!("nats.{key}: must be at least {min_ms} ms"));
+            }
+            d
+        };
+        let limits = NatsLimits {
+            server_name: self.server_name.clone(),
+            max_payload: self.max_payload,
+            max_pending: self.max_pending,
+            max_control_line: self.max_control_line,
+            write_deadline: dur("write_deadline", &self.write_deadline, 1),
+            ping_interval: dur("ping_interval", &self.ping_interval, 10),
+            ping_max: self.ping_max,
+            max_subscriptions: self.max_subscriptions,
+            max_connections: self.max_connections,
+            auth_timeout: dur("auth_timeout", &self.auth_timeout, 1),
+            lame_duck_duration: dur("lame_duck_duration", &self.lame_duck_duration, 0),
+            lame_duck_grace_period: dur("lame_duck_grace_period", &self.lame_duck_grace_period, 0),
+        };
+        if self.max_payload == 0 {
+            errors.push("nats.max_payload: must be positive".into());
+        }
+        if self.max_payload > self.max_pending {
+            errors.push("nats.max_payload: cannot exceed nats.max_pending (as in nats-server)".into());
+        }
+        if self.max_control_line < 64 {
+            errors.push("nats.max_control_line: must be at least 64".into());
+        }
+        if self.max_connections == 0 {
+            errors.push("nats.max_connections: must be positive".into());
+        }
+        limits
+    }
 }
 
 impl Default for Config {
@@ -64,6 +185,7 @@ impl Default for Config {
             storage: StorageConfig::default(),
             auth: AuthConfig::default(),
             grpc: GrpcConfig::default(),
+            nats: NatsConfig::default(),
             insecure: false,
         }
     }
@@ -71,7 +193,11 @@ impl Default for Config {
 
 impl Default for ListenersConfig {
     fn default() -> Self {
-        ListenersConfig { grpc: "127.0.0.1:50051".into(), admin: "127.0.0.1:8090".into() }
+        ListenersConfig {
+            grpc: "127.0.0.1:50051".into(),
+            admin: "127.0.0.1:8090".into(),
+            nats: "127.0.0.1:4222".into(),
+        }
     }
 }
 
@@ -98,6 +224,9 @@ pub struct Validated {
     pub config: Config,
     pub grpc_addr: SocketAddr,
     pub admin_addr: SocketAddr,
+    /// `None`: the NATS listener is off.
+    pub nats_addr: Option<SocketAddr>,
+    pub nats: NatsLimits,
     pub fsync: FsyncPolicy,
 }
 
@@ -119,6 +248,9 @@ impl Config {
         };
         let grpc_addr = addr("grpc", &self.listeners.grpc, &mut errors);
         let admin_addr = addr("admin", &self.listeners.admin, &mut errors);
+        let nats_addr =
+            (!self.listeners.nats.trim().is_empty()).then(|| addr("nats", &self.listeners.nats, &mut errors));
+        let nats = self.nats.limits(&mut errors);
         let fsync = self.storage.fsync.parse::<FsyncPolicy>().unwrap_or_else(|e| {
             errors.push(format!("storage.fsync: {e}"));
             FsyncPolicy::default()
@@ -136,9 +268,16 @@ impl Config {
                 errors.push(format!("auth.tokens[{i}]: token cannot be empty"));
             }
         }
-        let auth_off = self.auth.enabled == Some(false) || (self.auth.enabled.is_none() && self.auth.tokens.is_empty());
+        for (i, u) in self.auth.users.iter().enumerate() {
+            if u.user.trim().is_empty() || u.password.is_empty() {
+                errors.push(format!("auth.users[{i}]: user and password cannot be empty"));
+            }
+        }
+        let auth_off = self.auth.enabled == Some(false)
+            || (self.auth.enabled.is_none() && self.auth.tokens.is_empty() && self.auth.users.is_empty());
         if auth_off && !self.insecure {
-            for (what, a) in [("grpc", grpc_addr), ("admin", admin_addr)] {
+            for (what, a) in [("grpc", Some(grpc_addr)), ("admin", Some(admin_addr)), ("nats", nats_addr)] {
+                let Some(a) = a else { continue };
                 if !a.ip().is_loopback() {
                     errors.push(format!(
                         "listeners.{what}: refusing to listen on {a} with authentication off; configure auth tokens or pass --insecure"
@@ -146,7 +285,11 @@ impl Config {
                 }
             }
         }
-        if errors.is_empty() { Ok(Validated { config: self, grpc_addr, admin_addr, fsync }) } else { Err(errors) }
+        if errors.is_empty() {
+            Ok(Validated { config: self, grpc_addr, admin_addr, nats_addr, nats, fsync })
+        } else {
+            Err(errors)
+        }
     }
 }
 
@@ -187,7 +330,25 @@ mod tests {
         assert_eq!(shipped.storage.fsync, defaults.storage.fsync);
         assert_eq!(shipped.storage.segment_max_bytes, defaults.storage.segment_max_bytes);
         assert_eq!(shipped.grpc.max_message_bytes, defaults.grpc.max_message_bytes);
+        assert_eq!(shipped.listeners.nats, defaults.listeners.nats);
+        assert_eq!(format!("{:?}", shipped.nats), format!("{:?}", defaults.nats));
         assert!(shipped.validate().is_ok());
+    }
+
+    #[test]
+    fn durations_and_nats_limits_are_checked() {
+        assert_eq!(parse_duration("500ms").unwrap(), std::time::Duration::from_millis(500));
+        assert_eq!(parse_duration("2m").unwrap(), std::time::Duration::from_secs(120));
+        assert_eq!(parse_duration("3").unwrap(), std::time::Duration::from_secs(3));
+        assert!(parse_duration("soon").is_err() && parse_duration("5 parsecs").is_err());
+        let mut c = Config::default();
+        c.nats.max_payload = 100 << 20;
+        c.nats.ping_interval = "often".into();
+        let errs = c.validate().unwrap_err();
+        assert_eq!(errs.len(), 2, "{errs:?}");
+        let mut c = Config::default();
+        c.listeners.nats = String::new();
+        assert_eq!(c.validate().unwrap().nats_addr, None);
     }
 
     #[test]

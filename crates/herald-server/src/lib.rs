@@ -2,6 +2,7 @@
 //!
 //! - [`grpc`]: the gRPC listener (`flowmesh.v1` today), thin adapters over the engine's service traits, with the one
 //!   error → gRPC status mapping in [`grpc::status`].
+//! - [`nats`]: the NATS client-protocol listener over the engine's subject router.
 //! - [`admin`]: the admin HTTP listener.
 //! - [`auth`]: principals and credentials; [`config`]: the configuration and its validation.
 //!
@@ -13,6 +14,7 @@ pub mod admin;
 pub mod auth;
 pub mod config;
 pub mod grpc;
+pub mod nats;
 pub mod state;
 
 use anyhow::Context;
@@ -32,6 +34,9 @@ use tokio_util::sync::CancellationToken;
 pub struct RunningServer {
     pub grpc_addr: SocketAddr,
     pub admin_addr: SocketAddr,
+    /// The NATS listener's address, when it is on.
+    pub nats_addr: Option<SocketAddr>,
+    nats: Option<nats::NatsListener>,
     /// The development token generated at start-up, if any (auth enabled with no tokens configured).
     pub generated_token: Option<String>,
     state: AppState,
@@ -42,7 +47,7 @@ pub struct RunningServer {
 /// Chooses how callers authenticate, and says loudly when they don't have to.
 fn authenticator(v: &Validated) -> (Authenticator, Option<String>) {
     let a = &v.config.auth;
-    match (a.enabled, a.tokens.is_empty()) {
+    match (a.enabled, a.tokens.is_empty() && a.users.is_empty()) {
         (Some(false), _) | (None, true) => {
             tracing::warn!(
                 "AUTHENTICATION IS OFF (development mode): any client can read and write every resource. \
@@ -62,7 +67,7 @@ fn authenticator(v: &Validated) -> (Authenticator, Option<String>) {
                 Some(token),
             )
         }
-        _ => (Authenticator::with_tokens(&a.tokens), None),
+        _ => (Authenticator::with_credentials(&a.tokens, &a.users), None),
     }
 }
 
@@ -76,6 +81,10 @@ pub async fn start_with_clock(v: Validated, clock: Arc<dyn Clock>) -> anyhow::Re
         TcpListener::bind(v.grpc_addr).await.with_context(|| format!("binding gRPC listener {}", v.grpc_addr))?;
     let admin_listener =
         TcpListener::bind(v.admin_addr).await.with_context(|| format!("binding admin listener {}", v.admin_addr))?;
+    let nats_listener = match v.nats_addr {
+        Some(a) => Some(TcpListener::bind(a).await.with_context(|| format!("binding NATS listener {a}"))?),
+        None => None,
+    };
     let grpc_addr = grpc_listener.local_addr()?;
     let admin_addr = admin_listener.local_addr()?;
 
@@ -122,9 +131,30 @@ pub async fn start_with_clock(v: Validated, clock: Arc<dyn Clock>) -> anyhow::Re
             .await
             .context("admin listener failed")
     }));
+    let nats = match nats_listener {
+        Some(l) => {
+            let (listener, task) = nats::NatsListener::start(
+                l,
+                Arc::clone(&engine.pubsub),
+                state.auth.clone(),
+                v.nats.clone(),
+                shutdown.clone(),
+            )?;
+            tasks.push(task);
+            Some(listener)
+        }
+        None => None,
+    };
+    let nats_addr = nats.as_ref().map(nats::NatsListener::local_addr);
     state.set_ready(true);
-    tracing::info!(grpc = %grpc_addr, admin = %admin_addr, auth = state.auth.is_enabled(), "herald is serving");
-    Ok(RunningServer { grpc_addr, admin_addr, generated_token, state, background, tasks })
+    tracing::info!(
+        grpc = %grpc_addr,
+        admin = %admin_addr,
+        nats = %nats_addr.map_or("off".to_string(), |a| a.to_string()),
+        auth = state.auth.is_enabled(),
+        "herald is serving"
+    );
+    Ok(RunningServer { grpc_addr, admin_addr, nats_addr, nats, generated_token, state, background, tasks })
 }
 
 impl RunningServer {
@@ -148,6 +178,14 @@ impl RunningServer {
             .map_err(|e| anyhow::anyhow!("final fsync failed: {}", e.message))?;
         tracing::info!("herald stopped; all data flushed");
         Ok(())
+    }
+
+    /// Puts the NATS listener into lame-duck mode (§1.15) and returns when its clients are closed. Other listeners
+    /// keep serving; call [`RunningServer::shutdown`] afterwards.
+    pub async fn nats_lame_duck(&self) {
+        if let Some(n) = &self.nats {
+            n.lame_duck().await;
+        }
     }
 
     pub fn engine(&self) -> &Arc<Engine> {

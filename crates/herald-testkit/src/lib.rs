@@ -3,8 +3,8 @@
 
 use herald_proto::flowmesh::v1 as pb;
 use herald_server::RunningServer;
-use herald_server::auth::TokenConfig;
-use herald_server::config::Config;
+use herald_server::auth::{TokenConfig, UserConfig};
+use herald_server::config::{Config, NatsConfig};
 use std::path::{Path, PathBuf};
 use tonic::transport::Channel;
 
@@ -21,6 +21,12 @@ pub struct TestOptions {
     pub fsync: Option<String>,
     /// Reuse a data directory (restart tests).
     pub data_dir: Option<PathBuf>,
+    /// Tokens with scopes or subject permissions, in addition to `tokens`.
+    pub token_configs: Vec<TokenConfig>,
+    /// Users with passwords (NATS `user`/`pass`).
+    pub users: Vec<UserConfig>,
+    /// NATS limits and timers (default: the shipped defaults).
+    pub nats: Option<NatsConfig>,
 }
 
 pub struct TestServer {
@@ -58,12 +64,18 @@ impl TestServer {
         let mut config = Config { data_dir: data_dir.clone(), ..Config::default() };
         config.listeners.grpc = "127.0.0.1:0".into();
         config.listeners.admin = "127.0.0.1:0".into();
+        config.listeners.nats = "127.0.0.1:0".into();
+        if let Some(n) = &options.nats {
+            config.nats = n.clone();
+        }
+        config.auth.users = options.users.clone();
         config.storage.fsync = options.fsync.clone().unwrap_or_else(|| "always".into());
         config.storage.auto_create = options.auto_create;
         config.auth.tokens = options
             .tokens
             .iter()
             .map(|t| TokenConfig { token: t.clone(), tenants: vec!["*".into()], ..Default::default() })
+            .chain(options.token_configs.iter().cloned())
             .collect();
         if !options.resources.is_empty() {
             std::fs::create_dir_all(&data_dir)?;
@@ -86,6 +98,16 @@ impl TestServer {
 
     pub fn admin_url(&self) -> String {
         format!("http://{}", self.running().admin_addr)
+    }
+
+    /// The NATS listener's `host:port`.
+    pub fn nats_addr(&self) -> std::net::SocketAddr {
+        self.running().nats_addr.expect("the NATS listener is on")
+    }
+
+    /// `nats://host:port`, for NATS clients.
+    pub fn nats_url(&self) -> String {
+        format!("nats://{}", self.nats_addr())
     }
 
     pub async fn channel(&self) -> Channel {
@@ -136,6 +158,7 @@ pub struct BinaryServer {
     pub child: std::process::Child,
     pub grpc_addr: String,
     pub admin_addr: String,
+    pub nats_addr: String,
     pub data_dir: PathBuf,
     pub stderr_path: PathBuf,
 }
@@ -152,7 +175,15 @@ impl BinaryServer {
             .arg("serve")
             .arg("--data-dir")
             .arg(data_dir)
-            .args(["--grpc-addr", "127.0.0.1:0", "--admin-addr", "127.0.0.1:0", "--port-file"])
+            .args([
+                "--grpc-addr",
+                "127.0.0.1:0",
+                "--admin-addr",
+                "127.0.0.1:0",
+                "--nats-addr",
+                "127.0.0.1:0",
+                "--port-file",
+            ])
             .arg(&port_file)
             .args(extra)
             .stdout(std::process::Stdio::null())
@@ -162,6 +193,7 @@ impl BinaryServer {
             child,
             grpc_addr: String::new(),
             admin_addr: String::new(),
+            nats_addr: String::new(),
             data_dir: data_dir.into(),
             stderr_path,
         };
@@ -171,6 +203,7 @@ impl BinaryServer {
                 let v: serde_json::Value = serde_json::from_str(&text)?;
                 server.grpc_addr = v["grpc"].as_str().unwrap_or_default().to_owned();
                 server.admin_addr = v["admin"].as_str().unwrap_or_default().to_owned();
+                server.nats_addr = v["nats"].as_str().unwrap_or_default().to_owned();
                 return Ok(server);
             }
             if let Some(status) = server.child.try_wait()? {

@@ -175,6 +175,8 @@ fn spawn_server(args: &BenchArgs, fsync: &str) -> anyhow::Result<(String, Spawne
             "127.0.0.1:0",
             "--admin-addr",
             "127.0.0.1:0",
+            "--nats-addr",
+            "127.0.0.1:0",
             "--auto-create",
             "--no-auth",
             "--log",

@@ -20,6 +20,9 @@ pub struct ServeArgs {
     /// Admin HTTP listener address [default: 127.0.0.1:8090].
     #[arg(long, env = "HERALD_ADMIN_ADDR")]
     admin_addr: Option<String>,
+    /// NATS client-protocol listener address [default: 127.0.0.1:4222]; empty turns it off.
+    #[arg(long, env = "HERALD_NATS_ADDR")]
+    nats_addr: Option<String>,
     /// When acknowledged writes reach the disk: always | interval:<ms> | never [default: interval:50].
     #[arg(long, env = "HERALD_FSYNC")]
     fsync: Option<String>,
@@ -62,6 +65,9 @@ impl ServeArgs {
         if let Some(v) = self.admin_addr {
             c.listeners.admin = v;
         }
+        if let Some(v) = self.nats_addr {
+            c.listeners.nats = v;
+        }
         if let Some(v) = self.fsync {
             c.storage.fsync = v;
         }
@@ -100,7 +106,7 @@ pub fn main(args: ServeArgs) -> anyhow::Result<()> {
         if let Some(path) = port_file {
             write_port_file(&path, &server).with_context(|| format!("writing port file {}", path.display()))?;
         }
-        wait_for_signal().await;
+        wait_for_signal(&server).await;
         tracing::info!("shutting down");
         server.shutdown().await
     })
@@ -110,6 +116,7 @@ fn write_port_file(path: &std::path::Path, server: &herald_server::RunningServer
     let body = serde_json::json!({
         "grpc": server.grpc_addr.to_string(),
         "admin": server.admin_addr.to_string(),
+        "nats": server.nats_addr.map(|a| a.to_string()),
         "pid": std::process::id(),
     });
     // Write then rename, so a reader never sees a half-written file.
@@ -119,10 +126,22 @@ fn write_port_file(path: &std::path::Path, server: &herald_server::RunningServer
     Ok(())
 }
 
-async fn wait_for_signal() {
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler");
+/// Waits for SIGINT or SIGTERM (shut down now) or SIGUSR2 (NATS lame-duck mode first, as `nats-server --signal
+/// ldm` does, then shut down).
+async fn wait_for_signal(server: &herald_server::RunningServer) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
+    let mut usr2 = signal(SignalKind::user_defined2()).expect("SIGUSR2 handler");
     tokio::select! {
         _ = tokio::signal::ctrl_c() => {}
         _ = term.recv() => {}
+        _ = usr2.recv() => {
+            tracing::info!("SIGUSR2: lame-duck mode");
+            tokio::select! {
+                _ = server.nats_lame_duck() => {}
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+        }
     }
 }

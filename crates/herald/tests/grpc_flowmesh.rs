@@ -205,12 +205,13 @@ async fn scoped_tokens_get_permission_denied() {
     let mut config = herald_server::config::Config { data_dir: dir.path().join("data"), ..Default::default() };
     config.listeners.grpc = "127.0.0.1:0".into();
     config.listeners.admin = "127.0.0.1:0".into();
+    config.listeners.nats = "127.0.0.1:0".into();
     config.storage.auto_create = true;
     config.auth.tokens = vec![TokenConfig {
         token: "reader".into(),
         tenants: vec!["t1".into()],
-        namespaces: vec![],
         permissions: vec!["kv.read".into()],
+        ..Default::default()
     }];
     let srv = herald_server::start(config.validate().unwrap()).await.unwrap();
     let ch =
