@@ -2,6 +2,7 @@
 //! Everything worth testing lives in the library crates.
 
 mod bench;
+mod natsbench;
 mod serve;
 
 use clap::{Parser, Subcommand};
@@ -28,6 +29,8 @@ enum Command {
     Serve(serve::ServeArgs),
     /// Load-test Herald over gRPC (starts its own servers unless --target is given) and report throughput and latency.
     Bench(bench::BenchArgs),
+    /// Load-test a NATS server (Herald's NATS listener or nats-server) over the raw protocol.
+    NatsBench(natsbench::NatsBenchArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -35,6 +38,7 @@ fn main() -> std::process::ExitCode {
     let result = match cli.command {
         Command::Serve(args) => serve::main(args),
         Command::Bench(args) => bench::main(args),
+        Command::NatsBench(args) => natsbench::main(args),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

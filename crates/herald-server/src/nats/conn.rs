@@ -50,6 +50,10 @@ struct Conn {
     congested: bool,
 }
 
+/// Read buffer bounds: see `read_loop`.
+const MIN_READ: usize = 512;
+const MAX_READ: usize = 64 * 1024;
+
 /// The most a publisher is slowed down per read of its socket for congested subscribers: the bound current
 /// reference releases use (§1.12).
 const MAX_THROTTLE_PER_READ: std::time::Duration = std::time::Duration::from_millis(10);
@@ -97,7 +101,10 @@ impl Conn {
     async fn read_loop(&mut self, mut rd: tokio::net::tcp::OwnedReadHalf) {
         let limits = self.shared.limits.clone();
         let mut parser = Parser::new(limits.max_control_line, limits.max_payload);
-        let mut buf = BytesMut::with_capacity(32 * 1024);
+        // The read buffer adapts: it starts small (most connections are idle most of the time, and memory per idle
+        // connection matters with thousands of devices), doubles while reads fill it, and shrinks back when idle.
+        let mut buf = BytesMut::new();
+        let mut read_size = MIN_READ;
         let mut keepalive =
             tokio::time::interval_at(tokio::time::Instant::now() + limits.ping_interval, limits.ping_interval);
         let auth_timeout = tokio::time::sleep(limits.auth_timeout);
@@ -133,13 +140,24 @@ impl Conn {
             if self.out.closed().is_some() {
                 return;
             }
-            buf.reserve(parser.wants(buf.len()).clamp(16 * 1024, 4 << 20));
+            if buf.is_empty() && buf.capacity() > 4 * read_size {
+                buf = BytesMut::new();
+            }
+            buf.reserve(parser.wants(buf.len()).clamp(read_size, 4 << 20));
+            let spare = buf.capacity() - buf.len();
             tokio::select! {
                 _ = self.out.done.cancelled() => return,
                 _ = self.shared.shutdown.cancelled() => return,
                 read = rd.read_buf(&mut buf) => match read {
                     Ok(0) | Err(_) => return,
-                    Ok(_) => self.active = true,
+                    Ok(n) => {
+                        self.active = true;
+                        if n >= spare {
+                            read_size = (read_size * 2).min(MAX_READ);
+                        } else if n < read_size / 4 {
+                            read_size = (read_size / 2).max(MIN_READ);
+                        }
+                    }
                 },
                 _ = keepalive.tick() => {
                     if let Err(End::Err(text)) = self.keepalive() {

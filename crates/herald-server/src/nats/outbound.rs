@@ -54,7 +54,7 @@ impl Outbound {
             id,
             headers: AtomicBool::new(false),
             max_pending,
-            state: Mutex::new(State { buf: BytesMut::with_capacity(4096), writing: 0, closed: None }),
+            state: Mutex::new(State { buf: BytesMut::new(), writing: 0, closed: None }),
             wake: Notify::new(),
             done: CancellationToken::new(),
         })
@@ -130,7 +130,9 @@ impl Outbound {
 
     /// Drains the buffer to `w` until the connection is closed, then shuts the socket's write side down.
     pub async fn write_loop<W: AsyncWrite + Unpin>(self: Arc<Self>, mut w: W, deadline: Duration) {
-        let mut batch = BytesMut::with_capacity(64 * 1024);
+        // The buffer and this batch swap roles on every write, so both grow to the connection's burst size; they
+        // start empty because most connections are idle.
+        let mut batch = BytesMut::new();
         'outer: loop {
             loop {
                 {
@@ -153,9 +155,9 @@ impl Outbound {
                     _ = self.done.cancelled() => break 'outer,
                 };
                 batch.clear();
-                // Keep a large buffer for the next batch, but give back memory a burst made it grow to.
-                if batch.capacity() > 4 << 20 {
-                    batch = BytesMut::with_capacity(64 * 1024);
+                // Keep a buffer for the next batch, but give back memory a burst made it grow to.
+                if batch.capacity() > 256 * 1024 {
+                    batch = BytesMut::new();
                 }
                 self.state.lock().writing = 0;
                 match wrote {
