@@ -5,6 +5,11 @@ Unit tests need nothing. Tests marked ``integration`` talk to a real ``herald`` 
 the token ``test-token`` and every resource listed below provisioned. When the binary is missing
 they are skipped, unless ``HERALD_REQUIRE_SERVER=1`` is set (CI), in which case they fail.
 
+The ``herald.service`` tests use the ``nats_url`` fixture instead: a herald server with a NATS
+listener when the binary has one (``serve --help`` lists ``--nats-addr``); otherwise, unless
+``HERALD_REQUIRE_SERVER=1`` (then they fail), the reference ``nats-server`` from PATH on a free
+port (Debian: ``apt-get install nats-server``); otherwise they are skipped.
+
 Each test uses resources of its own, so tests do not depend on each other's state: add the names a
 new test needs to the lists below.
 """
@@ -12,17 +17,21 @@ new test needs to the lists below.
 from __future__ import annotations
 
 import os
+import shutil
+import uuid
 
 # The tests start subprocesses (the server, the examples) from a process that uses grpc.aio. gRPC's
 # fork handlers can abort such a child before it execs (grpcio 1.80 on Python 3.9); they are of no
 # use to asyncio code, so turn them off before grpc is imported.
 os.environ.setdefault("GRPC_ENABLE_FORK_SUPPORT", "false")
-from typing import AsyncIterator, Iterator, List
+from typing import Any, AsyncIterator, Callable, Iterator, List
 
 import pytest
 
 from herald import Herald
-from herald.testing import HeraldServer, default_binary
+from herald.testing import HeraldServer, default_binary, has_nats_listener
+
+from .helpers import Monitor, nats_server_process
 
 TOKEN = "test-token"
 TENANT = "t1"
@@ -99,7 +108,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: List[pytest.Item
         return
     skip = pytest.mark.skip(reason=problem)
     for item in items:
-        if "integration" in item.keywords:
+        # Tests on the nats_url fixture can run on the reference nats-server; the fixture decides.
+        if "integration" in item.keywords and "nats_url" not in getattr(item, "fixturenames", ()):
             item.add_marker(skip)
 
 
@@ -141,3 +151,75 @@ async def other_client(endpoint: str) -> AsyncIterator[Herald]:
     """A second, independent connection (e.g. to enqueue while ``client`` long-polls)."""
     async with Herald(endpoint, auth_token=TOKEN) as c:
         yield c
+
+
+@pytest.fixture(scope="session")
+def nats_url() -> Iterator[str]:
+    """``nats://host:port`` of a NATS server for the ``herald.service`` tests (see the module doc)."""
+    binary = default_binary()
+    if not _binary_problem() and has_nats_listener(binary):
+        server = HeraldServer(str(binary))
+        try:
+            server.start()
+            yield server.nats_url
+        finally:
+            server.close()
+        return
+    if os.environ.get("HERALD_REQUIRE_SERVER") == "1":
+        pytest.fail(
+            f"HERALD_REQUIRE_SERVER=1, but the herald binary at {binary} has no NATS listener "
+            "(its `serve --help` does not list --nats-addr)"
+        )
+    executable = shutil.which("nats-server")
+    if executable is None:
+        pytest.skip(
+            f"no NATS server: {binary} has no NATS listener and nats-server is not on PATH "
+            "(apt-get install nats-server)"
+        )
+    with nats_server_process(executable) as url:
+        yield url
+
+
+@pytest.fixture
+async def nc(nats_url: str) -> AsyncIterator[Any]:
+    """A plain nats-py connection (an independent client of the services under test)."""
+    import nats
+
+    client = await nats.connect(nats_url)
+    try:
+        yield client
+    finally:
+        await client.close()
+
+
+@pytest.fixture
+async def monitor(nats_url: str) -> AsyncIterator[Monitor]:
+    """A plain nats-py connection subscribed to ``>``, recording everything."""
+    import nats
+
+    client = await nats.connect(nats_url)
+    try:
+        yield await Monitor(client).start()
+    finally:
+        await client.close()
+
+
+@pytest.fixture
+async def make_service(nats_url: str) -> AsyncIterator[Callable[..., Any]]:
+    """``make_service(cls=Service, **kwargs)``: a service with a unique id (``svc-<hex>``) on the
+    test NATS server; every one made is shut down after the test."""
+    from herald.service import Service
+
+    made: List[Any] = []
+
+    def make(cls: Any = Service, service_id: Any = None, **kwargs: Any) -> Any:
+        kwargs.setdefault("servers", nats_url)
+        service = cls(service_id or f"svc-{uuid.uuid4().hex[:8]}", **kwargs)
+        made.append(service)
+        return service
+
+    try:
+        yield make
+    finally:
+        for service in made:
+            await service.shutdown()

@@ -1,7 +1,8 @@
 """Herald Python SDK: async client for Herald's streams, queues and key-value stores.
 
 The API is the FlowMesh Python SDK's, under Herald's names; the ``flowmesh`` package installed
-alongside re-exports everything under the FlowMesh names.
+alongside re-exports everything under the FlowMesh names. :mod:`herald.service` (imported on its
+own) is FluxLib's service/node framework on Herald's NATS listener.
 
 Example::
 

@@ -11,10 +11,13 @@ message text::
     ├── HeraldPermissionDeniedError    PERMISSION_DENIED (token not scoped for the resource)
     ├── HeraldInvalidArgumentError     INVALID_ARGUMENT
     ├── HeraldFailedPreconditionError  FAILED_PRECONDITION (e.g. a NACK that dead-lettered the job)
-    └── HeraldAlreadyExistsError       ALREADY_EXISTS
+    ├── HeraldAlreadyExistsError       ALREADY_EXISTS
+    ├── HeraldTimeoutError             a NATS request got no reply in time (also a ``TimeoutError``)
+    └── HeraldNoRespondersError        a NATS request reached no subscriber (status 503)
 
 Any other code (INTERNAL, DEADLINE_EXCEEDED, CANCELLED, ...) gives a plain :class:`HeraldError`.
-The ``flowmesh.exceptions`` module exports the same classes under their FlowMesh names.
+The ``flowmesh.exceptions`` module exports the same classes under their FlowMesh names (the two
+NATS request errors, raised only by :mod:`herald.service`, have no FlowMesh name).
 """
 
 from __future__ import annotations
@@ -32,6 +35,8 @@ __all__ = [
     "HeraldInvalidArgumentError",
     "HeraldFailedPreconditionError",
     "HeraldAlreadyExistsError",
+    "HeraldTimeoutError",
+    "HeraldNoRespondersError",
     "handle_grpc_error",
     "status_code_from_int",
 ]
@@ -90,6 +95,18 @@ class HeraldFailedPreconditionError(HeraldError):
 
 class HeraldAlreadyExistsError(HeraldError):
     """The thing being created already exists (ALREADY_EXISTS), e.g. a schema version."""
+
+
+class HeraldTimeoutError(HeraldError, TimeoutError):
+    """A request (:meth:`herald.service.Service.request`) got no reply within its timeout.
+
+    Also a built-in ``TimeoutError``, so generic timeout handling catches it.
+    """
+
+
+class HeraldNoRespondersError(HeraldError):
+    """A request was published to a subject nobody subscribes to: the server answered at once with
+    the NATS no-responders status (503) instead of letting the request time out."""
 
 
 _EXCEPTION_BY_CODE: Dict[grpc.StatusCode, Type[HeraldError]] = {

@@ -9,6 +9,9 @@ has written its port file (and, by default, reports ready), and stops it again::
         async with Herald(server.grpc_endpoint, auth_token="t0k") as client:
             ...
 
+A build with a NATS listener gets one on a free port too; :attr:`HeraldServer.nats_url` gives its
+``nats://`` URL.
+
 The binary is taken from ``$HERALD_BIN``, else ``<repo>/target/debug/herald`` when running from a
 source checkout, else ``herald`` on ``PATH``.
 """
@@ -30,7 +33,9 @@ __all__ = [
     "HeraldServerError",
     "default_binary",
     "find_binary",
+    "has_nats_listener",
     "resource_config",
+    "serve_help",
 ]
 
 # Listener flags some builds of `herald serve` accept besides --grpc-addr and --admin-addr. When the
@@ -69,6 +74,27 @@ def find_binary() -> Optional[Path]:
         return None
     on_path = shutil.which("herald")
     return Path(on_path) if on_path else None
+
+
+def serve_help(binary: Union[str, Path]) -> str:
+    """The output of ``<binary> serve --help`` (``""`` when it cannot be run)."""
+    try:
+        result = subprocess.run(
+            [str(binary), "serve", "--help"],
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=30,
+            close_fds=_CLOSE_FDS,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return ""
+    return result.stdout + result.stderr
+
+
+def has_nats_listener(binary: Union[str, Path]) -> bool:
+    """Whether this build of ``herald serve`` has a NATS listener (``--nats-addr`` in its help)."""
+    return "--nats-addr" in serve_help(binary)
 
 
 def resource_config(path: str) -> Dict[str, Any]:
@@ -179,6 +205,26 @@ class HeraldServer:
     def admin_url(self) -> str:
         """Base URL of the admin HTTP listener (FlowMesh REST API)."""
         return f"http://{self.addresses['admin']}"
+
+    @property
+    def has_nats(self) -> bool:
+        """Whether the running server has a NATS listener (a ``"nats"`` address in its port file)."""
+        return "nats" in self.addresses
+
+    @property
+    def nats_url(self) -> str:
+        """``nats://host:port`` of the NATS listener, for nats-py and :mod:`herald.service`.
+
+        Raises :class:`HeraldServerError` when the server has no NATS listener (a build whose
+        ``serve`` has no ``--nats-addr``).
+        """
+        addresses = self.addresses
+        if "nats" not in addresses:
+            raise HeraldServerError(
+                f"this herald server has no NATS listener (port file keys: {sorted(addresses)}); "
+                f"{self.binary} serve --help does not list --nats-addr"
+            )
+        return f"nats://{addresses['nats']}"
 
     @property
     def log_path(self) -> Path:
@@ -328,18 +374,7 @@ class HeraldServer:
 
     def _serve_help(self) -> str:
         if self._help_text is None:
-            try:
-                result = subprocess.run(
-                    [str(self.binary), "serve", "--help"],
-                    stdin=subprocess.DEVNULL,
-                    capture_output=True,
-                    text=True,
-                    timeout=30,
-                    close_fds=_CLOSE_FDS,
-                )
-                self._help_text = result.stdout + result.stderr
-            except (OSError, subprocess.SubprocessError):
-                self._help_text = ""
+            self._help_text = serve_help(self.binary)
         return self._help_text
 
     def _died(self, what: str) -> HeraldServerError:
