@@ -319,28 +319,33 @@ pub fn put_err(out: &mut BytesMut, text: &str) {
     out.extend_from_slice(b"'\r\n");
 }
 
+/// Parses `pieces` as successive reads: every operation, and the error that ended parsing, if any.
+fn parse_pieces<'a>(
+    mut parser: Parser,
+    pieces: impl Iterator<Item = &'a [u8]>,
+) -> (Vec<ClientOp>, Option<ProtocolError>) {
+    let mut buf = BytesMut::new();
+    let mut ops = Vec::new();
+    for piece in pieces {
+        buf.extend_from_slice(piece);
+        loop {
+            match parser.parse(&mut buf) {
+                Ok(Some(op)) => ops.push(op),
+                Ok(None) => break,
+                Err(e) => return (ops, Some(e)),
+            }
+        }
+    }
+    (ops, None)
+}
+
 /// Fuzzing property (used by `fuzz/fuzz_targets/nats_parse.rs` and the tests): whatever the bytes, parsing never
 /// panics, and parsing them in one read or split into two reads at any point gives the same operations and the same
 /// error. The first byte picks the split point; small limits make the limit paths reachable.
 #[doc(hidden)]
 pub fn fuzz_parse(data: &[u8]) {
     let Some((&cut, input)) = data.split_first() else { return };
-    let run = |pieces: &[&[u8]]| {
-        let mut p = Parser::new(64, 256);
-        let mut buf = BytesMut::new();
-        let mut ops = Vec::new();
-        for piece in pieces {
-            buf.extend_from_slice(piece);
-            loop {
-                match p.parse(&mut buf) {
-                    Ok(Some(op)) => ops.push(op),
-                    Ok(None) => break,
-                    Err(e) => return (ops, Some(e)),
-                }
-            }
-        }
-        (ops, None)
-    };
+    let run = |pieces: &[&[u8]]| parse_pieces(Parser::new(64, 256), pieces.iter().copied());
     let cut = usize::from(cut).min(input.len());
     let whole = run(&[input]);
     let split = run(&[&input[..cut], &input[cut..]]);
@@ -354,20 +359,7 @@ mod tests {
     use super::*;
 
     fn parse_all(input: &[u8], chunk: usize) -> (Vec<ClientOp>, Option<ProtocolError>) {
-        let mut p = Parser::new(4096, 1 << 20);
-        let mut buf = BytesMut::new();
-        let mut ops = Vec::new();
-        for piece in input.chunks(chunk.max(1)) {
-            buf.extend_from_slice(piece);
-            loop {
-                match p.parse(&mut buf) {
-                    Ok(Some(op)) => ops.push(op),
-                    Ok(None) => break,
-                    Err(e) => return (ops, Some(e)),
-                }
-            }
-        }
-        (ops, None)
+        parse_pieces(Parser::new(4096, 1 << 20), input.chunks(chunk.max(1)))
     }
 
     fn b(s: &str) -> Bytes {
