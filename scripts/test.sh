@@ -39,3 +39,7 @@ step "Python: SDK tests against $HERALD_BIN"
 
 step "Python: FlowMesh wire compatibility (grpcio client generated from the contract's proto)"
 .venv/bin/python -m pytest -q -p no:cacheprovider tests/compat/flowmesh
+
+step "Python: NATS wire compatibility (nats-py, fluxmq)"
+.venv/bin/python -m pip install --quiet -r tests/compat/nats/requirements.txt
+.venv/bin/python -m pytest -q -p no:cacheprovider tests/compat/nats
