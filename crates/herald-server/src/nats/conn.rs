@@ -8,7 +8,7 @@
 use super::Shared;
 use super::codec::{ClientOp, Parser};
 use super::info::{Connect, Options};
-use super::outbound::{Closed, Outbound};
+use super::outbound::{Closed, FlushScope, Outbound};
 use crate::auth::Principal;
 use bytes::{Bytes, BytesMut};
 use herald_engine::pubsub::{Published, Subscriber, Subscription};
@@ -16,7 +16,6 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use tokio::io::AsyncReadExt;
 use tokio::net::TcpStream;
 
 /// How a connection ends, when an operation ends it.
@@ -62,10 +61,10 @@ const MAX_THROTTLE_PER_READ: std::time::Duration = std::time::Duration::from_mil
 pub(super) async fn serve(shared: Arc<Shared>, stream: TcpStream, peer: SocketAddr) {
     let _ = stream.set_nodelay(true);
     let id = shared.next_client_id.fetch_add(1, Ordering::Relaxed);
-    let out = Outbound::new(id, shared.limits.max_pending);
+    let sock = Arc::new(stream);
+    let out = Outbound::new(id, shared.limits.max_pending, Arc::clone(&sock));
     out.push_bytes(&shared.info(id, peer.ip(), false).line());
-    let (rd, wr) = stream.into_split();
-    let writer = tokio::spawn(Arc::clone(&out).write_loop(wr, shared.limits.write_deadline));
+    let writer = tokio::spawn(Arc::clone(&out).write_loop(shared.limits.write_deadline));
 
     let admitted = shared.connections.fetch_add(1, Ordering::AcqRel) < shared.limits.max_connections;
     if admitted {
@@ -83,7 +82,7 @@ pub(super) async fn serve(shared: Arc<Shared>, stream: TcpStream, peer: SocketAd
             active: false,
             congested: false,
         };
-        conn.read_loop(rd).await;
+        conn.read_loop(&sock).await;
         for sub in conn.subs.values() {
             shared.router.unsubscribe(sub);
         }
@@ -97,8 +96,29 @@ pub(super) async fn serve(shared: Arc<Shared>, stream: TcpStream, peer: SocketAd
     shared.connections.fetch_sub(1, Ordering::AcqRel);
 }
 
+/// What handling the buffered operations came to.
+enum Step {
+    /// Everything complete was handled; read more.
+    NeedInput,
+    /// A subscriber is congested: pause a moment, then go on.
+    Throttle,
+    /// The connection ends.
+    End,
+}
+
+/// Reads what the socket has (at least one byte, or 0 at EOF).
+async fn read_some(sock: &TcpStream, buf: &mut BytesMut) -> std::io::Result<usize> {
+    loop {
+        sock.readable().await?;
+        match sock.try_read_buf(buf) {
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
+            r => return r,
+        }
+    }
+}
+
 impl Conn {
-    async fn read_loop(&mut self, mut rd: tokio::net::tcp::OwnedReadHalf) {
+    async fn read_loop(&mut self, sock: &TcpStream) {
         let limits = self.shared.limits.clone();
         let mut parser = Parser::new(limits.max_control_line, limits.max_payload);
         // The read buffer adapts: it starts small (most connections are idle most of the time, and memory per idle
@@ -113,28 +133,21 @@ impl Conn {
         loop {
             let mut throttled = std::time::Duration::ZERO;
             loop {
-                let op = match parser.parse(&mut buf) {
-                    Ok(Some(op)) => op,
-                    Ok(None) => break,
-                    Err(e) => {
-                        tracing::debug!(client = self.id, error = ?e, "protocol error");
-                        if let Some(text) = e.err_text() {
-                            self.out.push_err(text);
-                        }
-                        return;
-                    }
+                // The scope ends (and writes what the batch produced for idle connections) before any await.
+                let step = {
+                    let _scope = FlushScope::enter();
+                    self.handle_buffered(&mut parser, &mut buf)
                 };
-                if let Err(end) = self.handle(op) {
-                    if let End::Err(text) = end {
-                        self.out.push_err(&text);
+                match step {
+                    Step::NeedInput => break,
+                    Step::End => return,
+                    Step::Throttle if throttled < MAX_THROTTLE_PER_READ => {
+                        // Give a subscriber that is merely behind a moment to catch up before routing more to it.
+                        let pause = std::time::Duration::from_millis(1);
+                        tokio::time::sleep(pause).await;
+                        throttled += pause;
                     }
-                    return;
-                }
-                if std::mem::take(&mut self.congested) && throttled < MAX_THROTTLE_PER_READ {
-                    // Give a subscriber that is merely behind a moment to catch up before routing more to it.
-                    let pause = std::time::Duration::from_millis(1);
-                    tokio::time::sleep(pause).await;
-                    throttled += pause;
+                    Step::Throttle => {}
                 }
             }
             if self.out.closed().is_some() {
@@ -148,7 +161,7 @@ impl Conn {
             tokio::select! {
                 _ = self.out.done.cancelled() => return,
                 _ = self.shared.shutdown.cancelled() => return,
-                read = rd.read_buf(&mut buf) => match read {
+                read = read_some(sock, &mut buf) => match read {
                     Ok(0) | Err(_) => return,
                     Ok(n) => {
                         self.active = true;
@@ -169,6 +182,32 @@ impl Conn {
                     self.out.push_err("Authentication Timeout");
                     return;
                 }
+            }
+        }
+    }
+
+    /// Handles every complete operation in `buf`, in order.
+    fn handle_buffered(&mut self, parser: &mut Parser, buf: &mut BytesMut) -> Step {
+        loop {
+            let op = match parser.parse(buf) {
+                Ok(Some(op)) => op,
+                Ok(None) => return Step::NeedInput,
+                Err(e) => {
+                    tracing::debug!(client = self.id, error = ?e, "protocol error");
+                    if let Some(text) = e.err_text() {
+                        self.out.push_err(text);
+                    }
+                    return Step::End;
+                }
+            };
+            if let Err(end) = self.handle(op) {
+                if let End::Err(text) = end {
+                    self.out.push_err(&text);
+                }
+                return Step::End;
+            }
+            if std::mem::take(&mut self.congested) {
+                return Step::Throttle;
             }
         }
     }

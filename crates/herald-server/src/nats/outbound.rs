@@ -7,17 +7,25 @@
 //! `-ERR`, as the reference does with a slow consumer. A write that does not finish within `write_deadline` is
 //! treated the same way.
 //!
-//! Frames leave in the order they were appended (one buffer, one writer), which gives each connection the FIFO
-//! outbound stream §1.11 requires.
+//! Frames leave in the order they were appended (one buffer, written by one party at a time), which gives each
+//! connection the FIFO outbound stream §1.11 requires.
+//!
+//! Who writes: a reader that routes a client's operations opens a [`FlushScope`] for the batch it is handling;
+//! frames appended to an idle connection during the scope are written straight to that connection's socket when
+//! the scope ends, by the reader itself, without waking another task (as nats-server flushes from its read loop).
+//! That saves a task wake-up per hop, which is most of a request/reply round trip. Whatever cannot be written at
+//! once (the socket is full), and frames appended outside a scope, go to the connection's writer task.
 
 use super::codec;
-use bytes::{Bytes, BytesMut};
+use bytes::{Buf, Bytes, BytesMut};
 use herald_engine::pubsub::{Delivery, Published, Subscriber};
 use parking_lot::Mutex;
-use std::sync::Arc;
+use std::cell::RefCell;
+use std::io;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Weak};
 use std::time::Duration;
-use tokio::io::{AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpStream;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
@@ -32,8 +40,12 @@ pub enum Closed {
 
 struct State {
     buf: BytesMut,
-    /// Bytes of the batch the writer is writing now; they count as pending until written.
+    /// Bytes of the batch the writer task is writing now; they count as pending until written.
     writing: usize,
+    /// The writer task owns the socket's write side right now (nobody else may write).
+    writer_busy: bool,
+    /// Registered in the current thread's flush scope.
+    queued: bool,
     closed: Option<Closed>,
 }
 
@@ -44,18 +56,64 @@ pub struct Outbound {
     max_pending: usize,
     state: Mutex<State>,
     wake: Notify,
+    sock: Arc<TcpStream>,
+    me: Weak<Outbound>,
     /// Cancelled when the connection is over; the reader stops reading.
     pub done: CancellationToken,
 }
 
+thread_local! {
+    /// Connections that got frames during the current thread's flush scope, or `None` outside a scope.
+    static SCOPE: RefCell<Option<Vec<Arc<Outbound>>>> = const { RefCell::new(None) };
+}
+
+/// While alive, frames appended on this thread to idle connections are collected; [`FlushScope::flush`] (or drop)
+/// writes them out. Hold it only across synchronous work: flush before any `.await`.
+pub struct FlushScope(());
+
+impl FlushScope {
+    pub fn enter() -> FlushScope {
+        SCOPE.with(|s| {
+            let mut s = s.borrow_mut();
+            if s.is_none() {
+                *s = Some(Vec::new());
+            }
+        });
+        FlushScope(())
+    }
+
+    /// Writes what the scope collected. The scope stays open.
+    pub fn flush(&self) {
+        let pending = SCOPE.with(|s| s.borrow_mut().as_mut().map(std::mem::take).unwrap_or_default());
+        for out in pending {
+            out.flush_direct();
+        }
+    }
+}
+
+impl Drop for FlushScope {
+    fn drop(&mut self) {
+        self.flush();
+        SCOPE.with(|s| *s.borrow_mut() = None);
+    }
+}
+
 impl Outbound {
-    pub fn new(id: u64, max_pending: usize) -> Arc<Self> {
-        Arc::new(Outbound {
+    pub fn new(id: u64, max_pending: usize, sock: Arc<TcpStream>) -> Arc<Self> {
+        Arc::new_cyclic(|me| Outbound {
             id,
             headers: AtomicBool::new(false),
             max_pending,
-            state: Mutex::new(State { buf: BytesMut::new(), writing: 0, closed: None }),
+            state: Mutex::new(State {
+                buf: BytesMut::new(),
+                writing: 0,
+                writer_busy: false,
+                queued: false,
+                closed: None,
+            }),
             wake: Notify::new(),
+            sock,
+            me: me.clone(),
             done: CancellationToken::new(),
         })
     }
@@ -84,12 +142,47 @@ impl Outbound {
             self.close(Closed::SlowConsumer);
             return None;
         }
-        drop(st);
-        if before == 0 {
-            // The writer drains the whole buffer each time; it only needs waking when the buffer was empty.
-            self.wake.notify_one();
+        // A busy writer picks the new frame up after its current write; otherwise someone must be told.
+        if !st.writer_busy && !st.queued {
+            let scoped = SCOPE.with(|s| match s.borrow_mut().as_mut() {
+                Some(list) => {
+                    if let Some(me) = self.me.upgrade() {
+                        list.push(me);
+                    }
+                    true
+                }
+                None => false,
+            });
+            if scoped {
+                st.queued = true;
+            } else {
+                drop(st);
+                self.wake.notify_one();
+            }
         }
         Some(pending)
+    }
+
+    /// Writes the buffer to the socket now, from the calling thread, if the writer task is idle; whatever the
+    /// socket does not take goes to the writer task.
+    fn flush_direct(&self) {
+        let mut st = self.state.lock();
+        st.queued = false;
+        if st.writer_busy || st.buf.is_empty() || st.closed == Some(Closed::SlowConsumer) {
+            return;
+        }
+        while !st.buf.is_empty() {
+            match self.sock.try_write(&st.buf) {
+                Ok(n) => st.buf.advance(n),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(_) => break,
+            }
+        }
+        let rest = !st.buf.is_empty();
+        drop(st);
+        if rest {
+            self.wake.notify_one();
+        }
     }
 
     /// Appends raw bytes (PONG, +OK, INFO).
@@ -128,8 +221,23 @@ impl Outbound {
         st.buf.len() + st.writing
     }
 
-    /// Drains the buffer to `w` until the connection is closed, then shuts the socket's write side down.
-    pub async fn write_loop<W: AsyncWrite + Unpin>(self: Arc<Self>, mut w: W, deadline: Duration) {
+    /// Writes all of `batch`, waiting for the socket as needed.
+    async fn write_all(&self, batch: &[u8]) -> io::Result<()> {
+        let mut at = 0;
+        while at < batch.len() {
+            self.sock.writable().await?;
+            match self.sock.try_write(&batch[at..]) {
+                Ok(n) => at += n,
+                Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+
+    /// Drains what readers could not write directly, until the connection is closed; then shuts the socket's write
+    /// side down.
+    pub async fn write_loop(self: Arc<Self>, deadline: Duration) {
         // The buffer and this batch swap roles on every write, so both grow to the connection's burst size; they
         // start empty because most connections are idle.
         let mut batch = BytesMut::new();
@@ -141,6 +249,7 @@ impl Outbound {
                         break 'outer;
                     }
                     if st.buf.is_empty() {
+                        st.writer_busy = false;
                         if st.closed.is_some() {
                             break 'outer;
                         }
@@ -148,10 +257,11 @@ impl Outbound {
                     }
                     std::mem::swap(&mut st.buf, &mut batch);
                     st.writing = batch.len();
+                    st.writer_busy = true;
                 }
                 // A slow consumer is cut off at once, even in the middle of a write that is not progressing.
                 let wrote = tokio::select! {
-                    r = tokio::time::timeout(deadline, w.write_all(&batch)) => r,
+                    r = tokio::time::timeout(deadline, self.write_all(&batch)) => r,
                     _ = self.done.cancelled() => break 'outer,
                 };
                 batch.clear();
@@ -175,7 +285,9 @@ impl Outbound {
             }
             self.wake.notified().await;
         }
-        let _ = tokio::time::timeout(Duration::from_secs(1), w.shutdown()).await;
+        self.state.lock().writer_busy = true;
+        // FIN after the last byte, even while other handles to the socket still exist.
+        let _ = rustix::net::shutdown(&*self.sock, rustix::net::Shutdown::Write);
         self.done.cancel();
     }
 }
@@ -201,36 +313,48 @@ impl Subscriber for Outbound {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tokio::io::AsyncReadExt;
+
+    /// A connected loopback pair: the server side wrapped in an Outbound with its writer running, and the client.
+    async fn pair(max_pending: usize, deadline: Duration) -> (Arc<Outbound>, tokio::task::JoinHandle<()>, TcpStream) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let client = TcpStream::connect(listener.local_addr().unwrap()).await.unwrap();
+        let (server, _) = listener.accept().await.unwrap();
+        let out = Outbound::new(1, max_pending, Arc::new(server));
+        let writer = tokio::spawn(Arc::clone(&out).write_loop(deadline));
+        (out, writer, client)
+    }
 
     #[tokio::test]
     async fn frames_are_written_in_order_and_a_graceful_close_flushes_them() {
-        let out = Outbound::new(1, 1 << 20);
-        let (client, mut server) = tokio::io::duplex(1 << 16);
-        let writer = tokio::spawn(Arc::clone(&out).write_loop(client, Duration::from_secs(5)));
+        let (out, writer, mut client) = pair(1 << 20, Duration::from_secs(5)).await;
         assert!(out.push_bytes(b"PONG\r\n"));
-        assert!(out.push_err("Unknown Protocol Operation"));
+        {
+            let scope = FlushScope::enter();
+            assert!(out.push_bytes(b"+OK\r\n"));
+            scope.flush();
+            assert!(out.push_err("Unknown Protocol Operation"));
+        }
         out.close(Closed::Graceful);
         assert!(!out.push_bytes(b"late"));
         writer.await.unwrap();
         let mut got = Vec::new();
-        tokio::io::AsyncReadExt::read_to_end(&mut server, &mut got).await.unwrap();
-        assert_eq!(got, b"PONG\r\n-ERR 'Unknown Protocol Operation'\r\n");
+        client.read_to_end(&mut got).await.unwrap();
+        assert_eq!(got, b"PONG\r\n+OK\r\n-ERR 'Unknown Protocol Operation'\r\n");
         assert!(out.done.is_cancelled());
     }
 
     #[tokio::test]
     async fn a_subscriber_that_does_not_read_is_cut_off_without_an_err() {
-        let out = Outbound::new(1, 1000);
-        // A peer that never reads: the duplex pipe holds 64 bytes, so the writer blocks and output piles up.
-        let (client, _server) = tokio::io::duplex(64);
-        let writer = tokio::spawn(Arc::clone(&out).write_loop(client, Duration::from_secs(30)));
-        let body = Bytes::from(vec![b'x'; 100]);
+        let (out, writer, _client) = pair(64 * 1024, Duration::from_secs(30)).await;
+        // The client never reads: once the socket buffers are full, output piles up until the limit.
+        let body = Bytes::from(vec![b'x'; 1000]);
         let msg = Published { subject: b"big", reply: None, header_len: 0, body: &body };
         let mut taken = 0;
         while out.deliver(&Bytes::from_static(b"1"), &msg) != Delivery::Refused {
             taken += 1;
             tokio::task::yield_now().await;
-            assert!(taken < 100, "the buffer is bounded");
+            assert!(taken < 100_000, "the buffer is bounded");
         }
         assert_eq!(out.closed(), Some(Closed::SlowConsumer));
         writer.await.unwrap();
@@ -240,22 +364,24 @@ mod tests {
 
     #[tokio::test]
     async fn a_write_past_the_deadline_is_a_slow_consumer() {
-        let out = Outbound::new(1, 1 << 20);
-        let (client, _server) = tokio::io::duplex(8);
-        let writer = tokio::spawn(Arc::clone(&out).write_loop(client, Duration::from_millis(50)));
-        assert!(out.push_bytes(&[b'x'; 100]));
+        let (out, writer, _client) = pair(64 << 20, Duration::from_millis(50)).await;
+        // More than the socket buffers hold, appended outside a scope so the writer task writes it.
+        assert!(out.push_bytes(&vec![b'x'; 32 << 20]));
         writer.await.unwrap();
         assert_eq!(out.closed(), Some(Closed::SlowConsumer));
     }
 
-    #[test]
-    fn headers_are_stripped_for_clients_that_did_not_negotiate_them() {
-        let out = Outbound::new(1, 1 << 20);
+    #[tokio::test]
+    async fn headers_are_stripped_for_clients_that_did_not_negotiate_them() {
+        let (out, _writer, mut client) = pair(1 << 20, Duration::from_secs(5)).await;
         let body = Bytes::from_static(b"NATS/1.0\r\n\r\nhi");
         let msg = Published { subject: b"hh", reply: None, header_len: 12, body: &body };
         out.deliver(&Bytes::from_static(b"1"), &msg);
         out.set_headers(true);
         out.deliver(&Bytes::from_static(b"2"), &msg);
-        assert_eq!(&out.state.lock().buf[..], &b"MSG hh 1 2\r\nhi\r\nHMSG hh 2 12 14\r\nNATS/1.0\r\n\r\nhi\r\n"[..]);
+        let want = b"MSG hh 1 2\r\nhi\r\nHMSG hh 2 12 14\r\nNATS/1.0\r\n\r\nhi\r\n";
+        let mut got = vec![0u8; want.len()];
+        tokio::time::timeout(Duration::from_secs(5), client.read_exact(&mut got)).await.unwrap().unwrap();
+        assert_eq!(&got[..], &want[..]);
     }
 }
