@@ -103,11 +103,6 @@ impl NatsListener {
         self.shared.addr
     }
 
-    /// Connections currently open.
-    pub fn connection_count(&self) -> usize {
-        self.shared.registry.lock().len()
-    }
-
     /// Lame-duck mode (§1.15): stop accepting, tell every client with an INFO carrying `"ldm":true`, wait the
     /// grace period, then close the clients spread over the rest of the lame-duck duration. Returns when all are
     /// closed.

@@ -215,12 +215,6 @@ impl Outbound {
         self.state.lock().closed
     }
 
-    /// Bytes appended and not yet written.
-    pub fn pending(&self) -> usize {
-        let st = self.state.lock();
-        st.buf.len() + st.writing
-    }
-
     /// Writes all of `batch`, waiting for the socket as needed.
     async fn write_all(&self, batch: &[u8]) -> io::Result<()> {
         let mut at = 0;
