@@ -43,3 +43,15 @@ step "Python: FlowMesh wire compatibility (grpcio client generated from the cont
 step "Python: NATS wire compatibility (nats-py, fluxmq)"
 .venv/bin/python -m pip install --quiet -r tests/compat/nats/requirements.txt
 .venv/bin/python -m pytest -q -p no:cacheprovider tests/compat/nats
+
+step "Python: Pulsar Relay wire compatibility (pulsar-relay-client, httpx, websockets, headless Chromium)"
+if ! command -v chromium >/dev/null 2>&1; then
+  # The browser test opens /ws from a real page in Debian's headless Chromium.
+  if [ "$(id -u)" = 0 ]; then
+    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium) >/dev/null
+  else
+    (sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium) >/dev/null
+  fi
+fi
+.venv/bin/python -m pip install --quiet -r tests/compat/relay/requirements.txt
+.venv/bin/python -m pytest -q -p no:cacheprovider tests/compat/relay

@@ -1,10 +1,12 @@
 //! Herald's engine: all state and all semantics.
 //!
-//! Front-ends call the service traits in [`api`] — [`Streams`], [`Queues`], [`Kv`], [`Resources`] — and never touch
-//! a store. Subject pub/sub, which stores nothing, is the in-memory [`pubsub::Router`]. This crate ships the embedded backend, which needs nothing installed:
-//! - append-only data (stream records) in `herald-log` segments under `<data>/streams/`;
-//! - keyed, mutable state (resources, consumer offsets, KV entries, queue jobs and counters) in one fjall database
-//!   under `<data>/state/`, changed only through atomic write batches.
+//! Front-ends call the service traits in [`api`] — [`Streams`], [`Queues`], [`Kv`], [`Resources`] — and
+//! [`relay::api::Relay`], and never touch a store. Subject pub/sub, which stores nothing, is the in-memory
+//! [`pubsub::Router`]. This crate ships the embedded backend, which needs nothing installed:
+//! - append-only data (stream records, relay topic history) in `herald-log` segments under `<data>/streams/` and
+//!   `<data>/relay/`;
+//! - keyed, mutable state (resources, consumer offsets, KV entries, queue jobs and counters, relay users, topics and
+//!   tokens) in one fjall database under `<data>/state/`, changed only through atomic write batches.
 //!
 //! Time comes from an injected [`Clock`]; the fsync policy ([`FsyncPolicy`]) decides when a write is acknowledged.
 
@@ -14,6 +16,7 @@ pub mod durability;
 mod kv;
 pub mod pubsub;
 mod queues;
+pub mod relay;
 mod resources;
 mod store;
 mod streams;
@@ -22,6 +25,7 @@ mod timefmt;
 pub use api::*;
 pub use durability::FsyncPolicy;
 pub use queues::MAX_LONG_POLL;
+pub use relay::RelayOptions;
 
 use herald_types::{Clock, HeraldError, Result};
 use std::path::PathBuf;
@@ -45,6 +49,8 @@ pub struct EngineConfig {
     pub segment_max_bytes: u64,
     /// A FlowMesh-format `resources.json` applied at start-up.
     pub provisioning_file: Option<PathBuf>,
+    /// Relay topics: retention cap and hot tier.
+    pub relay: RelayOptions,
 }
 
 impl EngineConfig {
@@ -55,6 +61,7 @@ impl EngineConfig {
             auto_create: false,
             segment_max_bytes: 128 << 20,
             provisioning_file: None,
+            relay: RelayOptions::default(),
         }
     }
 }
@@ -67,6 +74,8 @@ pub struct Engine {
     pub kv: Arc<dyn Kv>,
     /// Subject pub/sub (in memory; nothing is stored).
     pub pubsub: Arc<pubsub::Router>,
+    /// Relay topics, users and tokens (Pulsar Relay). Its live fan-out uses a router of its own, not `pubsub`.
+    pub relay: Arc<dyn relay::api::Relay>,
     backend: Arc<Embedded>,
 }
 
@@ -75,6 +84,7 @@ struct Embedded {
     streams: Arc<streams::EmbeddedStreams>,
     queues: Arc<queues::EmbeddedQueues>,
     kv: Arc<kv::EmbeddedKv>,
+    relay: Arc<relay::EmbeddedRelay>,
     fsync: FsyncPolicy,
 }
 
@@ -105,19 +115,28 @@ impl Engine {
         )?);
         let queues =
             Arc::new(queues::EmbeddedQueues::open(Arc::clone(&registry), Arc::clone(&store), Arc::clone(&clock))?);
-        let kv = Arc::new(kv::EmbeddedKv::open(Arc::clone(&registry), Arc::clone(&store), clock)?);
+        let kv = Arc::new(kv::EmbeddedKv::open(Arc::clone(&registry), Arc::clone(&store), Arc::clone(&clock))?);
+        let relay = Arc::new(relay::EmbeddedRelay::open(
+            Arc::clone(&store),
+            clock,
+            config.data_dir.join("relay"),
+            config.fsync,
+            config.segment_max_bytes,
+            &config.relay,
+        )?);
         Ok(Engine {
             resources: Arc::new(resources::RegistryService(registry)),
             streams: streams.clone(),
             queues: queues.clone(),
             kv: kv.clone(),
             pubsub: Arc::new(pubsub::Router::new()),
-            backend: Arc::new(Embedded { store, streams, queues, kv, fsync: config.fsync }),
+            relay: relay.clone(),
+            backend: Arc::new(Embedded { store, streams, queues, kv, relay, fsync: config.fsync }),
         })
     }
 
-    /// Starts the maintenance tasks: visibility-timeout expiry, KV reaping, stream retention and, under
-    /// `fsync = interval`, the periodic fsync. Must be called inside a tokio runtime.
+    /// Starts the maintenance tasks: visibility-timeout expiry, KV and relay reaping, stream and relay retention
+    /// and, under `fsync = interval`, the periodic fsync. Must be called inside a tokio runtime.
     pub fn start_background(&self) -> Background {
         let mut handles = Vec::new();
         let b = Arc::clone(&self.backend);
@@ -133,9 +152,14 @@ impl Engine {
         handles.push(every(KV_REAP, move || {
             let b = Arc::clone(&b);
             async move {
-                let res = tokio::task::spawn_blocking(move || b.kv.reap()).await;
-                if let Ok(Err(e)) = res {
-                    tracing::error!(error = %e, "KV reaper failed");
+                let res = tokio::task::spawn_blocking(move || (b.kv.reap(), b.relay.reap())).await;
+                if let Ok((kv, relay)) = res {
+                    if let Err(e) = kv {
+                        tracing::error!(error = %e, "KV reaper failed");
+                    }
+                    if let Err(e) = relay {
+                        tracing::error!(error = %e, "relay reaper failed");
+                    }
                 }
             }
         }));
@@ -143,9 +167,16 @@ impl Engine {
         handles.push(every(RETENTION_SCAN, move || {
             let b = Arc::clone(&b);
             async move {
-                let res = tokio::task::spawn_blocking(move || b.streams.enforce_retention()).await;
-                if let Ok(Err(e)) = res {
-                    tracing::error!(error = %e, "retention failed");
+                let res =
+                    tokio::task::spawn_blocking(move || (b.streams.enforce_retention(), b.relay.enforce_retention()))
+                        .await;
+                if let Ok((streams, relay)) = res {
+                    if let Err(e) = streams {
+                        tracing::error!(error = %e, "retention failed");
+                    }
+                    if let Err(e) = relay {
+                        tracing::error!(error = %e, "relay retention failed");
+                    }
                 }
             }
         }));
@@ -164,13 +195,15 @@ impl Engine {
         Background { handles }
     }
 
-    /// Runs one round of the maintenance work now: expire reservations, reap expired keys, enforce stream
-    /// retention. The background tasks do this on their own schedule; tests with a manual clock call it after
-    /// moving time.
+    /// Runs one round of the maintenance work now: expire reservations, reap expired keys (KV and relay records),
+    /// enforce stream and relay retention. The background tasks do this on their own schedule; tests with a manual
+    /// clock call it after moving time.
     pub async fn tick(&self) -> Result<()> {
         self.backend.queues.expire_reservations().await?;
         self.backend.kv.reap()?;
-        self.backend.streams.enforce_retention()
+        self.backend.relay.reap()?;
+        self.backend.streams.enforce_retention()?;
+        self.backend.relay.enforce_retention()
     }
 
     /// Flushes and fsyncs everything. Called on graceful shutdown, whatever the fsync policy.
@@ -182,6 +215,7 @@ impl Engine {
 impl Embedded {
     fn sync_all(&self) -> Result<()> {
         self.streams.sync_all()?;
+        self.relay.sync_all()?;
         self.store.sync_now()
     }
 }

@@ -29,11 +29,27 @@ pub(crate) struct Store {
     pub job_state: Keyspace,
     /// rid → queue counters (next_seq, completed, failed).
     pub queue_meta: Keyspace,
+    /// Relay keyspaces (`relay_*`): layouts in `relay::records`.
+    pub relay: RelayKeyspaces,
     policy: FsyncPolicy,
     sync: GroupSync,
 }
 
 pub(crate) type SharedStore = Arc<Store>;
+
+/// The relay service's keyspaces. What each holds, byte for byte, is documented in `relay::records`.
+pub(crate) struct RelayKeyspaces {
+    pub users: Keyspace,
+    pub usernames: Keyspace,
+    pub topics: Keyspace,
+    pub streams: Keyspace,
+    pub refresh: Keyspace,
+    pub refresh_by_user: Keyspace,
+    pub refresh_children: Keyspace,
+    pub deny: Keyspace,
+    pub idem: Keyspace,
+    pub expiry: Keyspace,
+}
 
 impl Store {
     pub fn open(dir: &Path, policy: FsyncPolicy) -> Result<Store> {
@@ -54,6 +70,18 @@ impl Store {
             job_body: ks("job_body")?,
             job_state: ks("job_state")?,
             queue_meta: ks("queue_meta")?,
+            relay: RelayKeyspaces {
+                users: ks("relay_users")?,
+                usernames: ks("relay_usernames")?,
+                topics: ks("relay_topics")?,
+                streams: ks("relay_streams")?,
+                refresh: ks("relay_refresh")?,
+                refresh_by_user: ks("relay_refresh_user")?,
+                refresh_children: ks("relay_refresh_children")?,
+                deny: ks("relay_deny")?,
+                idem: ks("relay_idem")?,
+                expiry: ks("relay_expiry")?,
+            },
             db,
             policy,
             sync: GroupSync::default(),

@@ -20,6 +20,8 @@ pub struct Config {
     pub auth: AuthConfig,
     pub grpc: GrpcConfig,
     pub nats: NatsConfig,
+    /// The relay's settings with the contract's key names (`PULSAR_*` variables override them).
+    pub relay: crate::relay::settings::RelayConfig,
     /// Allow binding a non-loopback address with authentication off.
     pub insecure: bool,
 }
@@ -31,6 +33,8 @@ pub struct ListenersConfig {
     pub admin: String,
     /// The NATS client-protocol listener; empty turns it off.
     pub nats: String,
+    /// The realtime listener (Pulsar Relay HTTP, `/ws`, long-poll); empty turns it off.
+    pub relay: String,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -186,6 +190,7 @@ impl Default for Config {
             auth: AuthConfig::default(),
             grpc: GrpcConfig::default(),
             nats: NatsConfig::default(),
+            relay: Default::default(),
             insecure: false,
         }
     }
@@ -197,6 +202,7 @@ impl Default for ListenersConfig {
             grpc: "127.0.0.1:50051".into(),
             admin: "127.0.0.1:8090".into(),
             nats: "127.0.0.1:4222".into(),
+            relay: "127.0.0.1:8080".into(),
         }
     }
 }
@@ -228,6 +234,9 @@ pub struct Validated {
     pub nats_addr: Option<SocketAddr>,
     pub nats: NatsLimits,
     pub fsync: FsyncPolicy,
+    /// `None`: the relay listener is off.
+    pub relay_addr: Option<SocketAddr>,
+    pub relay: crate::relay::settings::RelaySettings,
 }
 
 impl Config {
@@ -251,6 +260,13 @@ impl Config {
         let nats_addr =
             (!self.listeners.nats.trim().is_empty()).then(|| addr("nats", &self.listeners.nats, &mut errors));
         let nats = self.nats.limits(&mut errors);
+        let relay_addr =
+            (!self.listeners.relay.trim().is_empty()).then(|| addr("relay", &self.listeners.relay, &mut errors));
+        let relay = match relay_addr {
+            Some(a) => self.relay.validate(a, self.insecure, &mut errors),
+            // Off: the guard has nothing to guard.
+            None => self.relay.validate(SocketAddr::from(([127, 0, 0, 1], 0)), true, &mut Vec::new()),
+        };
         let fsync = self.storage.fsync.parse::<FsyncPolicy>().unwrap_or_else(|e| {
             errors.push(format!("storage.fsync: {e}"));
             FsyncPolicy::default()
@@ -286,7 +302,7 @@ impl Config {
             }
         }
         if errors.is_empty() {
-            Ok(Validated { config: self, grpc_addr, admin_addr, nats_addr, nats, fsync })
+            Ok(Validated { config: self, grpc_addr, admin_addr, nats_addr, nats, fsync, relay_addr, relay })
         } else {
             Err(errors)
         }
@@ -332,6 +348,9 @@ mod tests {
         assert_eq!(shipped.grpc.max_message_bytes, defaults.grpc.max_message_bytes);
         assert_eq!(shipped.listeners.nats, defaults.listeners.nats);
         assert_eq!(format!("{:?}", shipped.nats), format!("{:?}", defaults.nats));
+        assert_eq!(shipped.listeners.relay, defaults.listeners.relay);
+        // Every [relay] key is commented out: the relay starts with its development defaults.
+        assert_eq!(shipped.relay, defaults.relay);
         assert!(shipped.validate().is_ok());
     }
 

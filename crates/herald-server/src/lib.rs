@@ -15,6 +15,7 @@ pub mod auth;
 pub mod config;
 pub mod grpc;
 pub mod nats;
+pub mod relay;
 pub mod state;
 
 use anyhow::Context;
@@ -36,6 +37,8 @@ pub struct RunningServer {
     pub admin_addr: SocketAddr,
     /// The NATS listener's address, when it is on.
     pub nats_addr: Option<SocketAddr>,
+    /// The realtime (relay) listener's address, when it is on.
+    pub relay_addr: Option<SocketAddr>,
     nats: Option<nats::NatsListener>,
     /// The development token generated at start-up, if any (auth enabled with no tokens configured).
     pub generated_token: Option<String>,
@@ -85,6 +88,10 @@ pub async fn start_with_clock(v: Validated, clock: Arc<dyn Clock>) -> anyhow::Re
         Some(a) => Some(TcpListener::bind(a).await.with_context(|| format!("binding NATS listener {a}"))?),
         None => None,
     };
+    let relay_listener = match v.relay_addr {
+        Some(a) => Some(TcpListener::bind(a).await.with_context(|| format!("binding relay listener {a}"))?),
+        None => None,
+    };
     let grpc_addr = grpc_listener.local_addr()?;
     let admin_addr = admin_listener.local_addr()?;
 
@@ -94,6 +101,10 @@ pub async fn start_with_clock(v: Validated, clock: Arc<dyn Clock>) -> anyhow::Re
         auto_create: v.config.storage.auto_create,
         segment_max_bytes: v.config.storage.segment_max_bytes,
         provisioning_file: v.config.storage.resources_file.clone(),
+        relay: herald_engine::RelayOptions {
+            max_messages_per_topic: v.relay.max_messages_per_topic,
+            hot_messages: v.relay.hot_messages,
+        },
     };
     let started = std::time::Instant::now();
     let engine = tokio::task::spawn_blocking(move || Engine::open(engine_config, clock))
@@ -146,15 +157,34 @@ pub async fn start_with_clock(v: Validated, clock: Arc<dyn Clock>) -> anyhow::Re
         None => None,
     };
     let nats_addr = nats.as_ref().map(nats::NatsListener::local_addr);
+    let relay_addr = match relay_listener {
+        Some(l) => {
+            let addr = l.local_addr()?;
+            let ctx = relay::RelayCtx::new(Arc::clone(&engine.relay), v.relay.clone(), shutdown.clone());
+            ctx.bootstrap_admin().await;
+            let app = relay::router(ctx).into_make_service_with_connect_info::<SocketAddr>();
+            let sd = shutdown.clone();
+            // Small frames (a publish answer, a WebSocket message) must not wait for Nagle's algorithm.
+            let l = axum::serve::ListenerExt::tap_io(l, |tcp| {
+                let _ = tcp.set_nodelay(true);
+            });
+            tasks.push(tokio::spawn(async move {
+                axum::serve(l, app).with_graceful_shutdown(sd.cancelled_owned()).await.context("relay listener failed")
+            }));
+            Some(addr)
+        }
+        None => None,
+    };
     state.set_ready(true);
     tracing::info!(
         grpc = %grpc_addr,
         admin = %admin_addr,
         nats = %nats_addr.map_or("off".to_string(), |a| a.to_string()),
+        relay = %relay_addr.map_or("off".to_string(), |a| a.to_string()),
         auth = state.auth.is_enabled(),
         "herald is serving"
     );
-    Ok(RunningServer { grpc_addr, admin_addr, nats_addr, nats, generated_token, state, background, tasks })
+    Ok(RunningServer { grpc_addr, admin_addr, nats_addr, relay_addr, nats, generated_token, state, background, tasks })
 }
 
 impl RunningServer {

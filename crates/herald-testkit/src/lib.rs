@@ -5,6 +5,9 @@ use herald_proto::flowmesh::v1 as pb;
 use herald_server::RunningServer;
 use herald_server::auth::{TokenConfig, UserConfig};
 use herald_server::config::{Config, NatsConfig};
+pub use herald_server::relay::settings::RelayConfig;
+
+pub mod relay_http;
 use std::path::{Path, PathBuf};
 use tonic::transport::Channel;
 
@@ -27,6 +30,22 @@ pub struct TestOptions {
     pub users: Vec<UserConfig>,
     /// NATS limits and timers (default: the shipped defaults).
     pub nats: Option<NatsConfig>,
+    /// Turns the relay listener on with these settings ([`relay_test_config`] is a ready-made one).
+    pub relay: Option<RelayConfig>,
+}
+
+/// Relay settings for tests: the contract's defaults plus what it needs to start (fixed JWT secret, bootstrap admin
+/// `admin`/`12345678`, localhost as trusted host), with rate limits off.
+pub fn relay_test_config() -> RelayConfig {
+    RelayConfig {
+        jwt_secret_key: Some("herald-test-secret-0123456789abcdef".into()),
+        bootstrap_admin_username: Some("admin".into()),
+        bootstrap_admin_password: Some("12345678".into()),
+        trusted_hosts: Some(vec!["localhost".into(), "127.0.0.1".into()]),
+        allowed_origins: Some(vec!["http://localhost:8080".into()]),
+        ratelimit_enabled: Some(false),
+        ..RelayConfig::default()
+    }
 }
 
 pub struct TestServer {
@@ -65,6 +84,12 @@ impl TestServer {
         config.listeners.grpc = "127.0.0.1:0".into();
         config.listeners.admin = "127.0.0.1:0".into();
         config.listeners.nats = "127.0.0.1:0".into();
+        // The relay hashes its bootstrap admin's password (Argon2id) at start-up: only on when a test asks.
+        config.listeners.relay = String::new();
+        if let Some(r) = &options.relay {
+            config.listeners.relay = "127.0.0.1:0".into();
+            config.relay = r.clone();
+        }
         if let Some(n) = &options.nats {
             config.nats = n.clone();
         }
@@ -103,6 +128,11 @@ impl TestServer {
     /// The NATS listener's `host:port`.
     pub fn nats_addr(&self) -> std::net::SocketAddr {
         self.running().nats_addr.expect("the NATS listener is on")
+    }
+
+    /// The relay listener's address.
+    pub fn relay_addr(&self) -> std::net::SocketAddr {
+        self.running().relay_addr.expect("the relay listener is on")
     }
 
     /// `nats://host:port`, for NATS clients.
@@ -159,6 +189,7 @@ pub struct BinaryServer {
     pub grpc_addr: String,
     pub admin_addr: String,
     pub nats_addr: String,
+    pub relay_addr: String,
     pub data_dir: PathBuf,
     pub stderr_path: PathBuf,
 }
@@ -182,6 +213,8 @@ impl BinaryServer {
                 "127.0.0.1:0",
                 "--nats-addr",
                 "127.0.0.1:0",
+                "--relay-addr",
+                "127.0.0.1:0",
                 "--port-file",
             ])
             .arg(&port_file)
@@ -194,6 +227,7 @@ impl BinaryServer {
             grpc_addr: String::new(),
             admin_addr: String::new(),
             nats_addr: String::new(),
+            relay_addr: String::new(),
             data_dir: data_dir.into(),
             stderr_path,
         };
@@ -204,6 +238,7 @@ impl BinaryServer {
                 server.grpc_addr = v["grpc"].as_str().unwrap_or_default().to_owned();
                 server.admin_addr = v["admin"].as_str().unwrap_or_default().to_owned();
                 server.nats_addr = v["nats"].as_str().unwrap_or_default().to_owned();
+                server.relay_addr = v["relay"].as_str().unwrap_or_default().to_owned();
                 return Ok(server);
             }
             if let Some(status) = server.child.try_wait()? {

@@ -177,6 +177,8 @@ fn spawn_server(args: &BenchArgs, fsync: &str) -> anyhow::Result<(String, Spawne
             "127.0.0.1:0",
             "--nats-addr",
             "127.0.0.1:0",
+            "--relay-addr",
+            "",
             "--auto-create",
             "--no-auth",
             "--log",

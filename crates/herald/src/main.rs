@@ -3,6 +3,7 @@
 
 mod bench;
 mod natsbench;
+mod relaybench;
 mod serve;
 
 use clap::{Parser, Subcommand};
@@ -31,6 +32,8 @@ enum Command {
     Bench(bench::BenchArgs),
     /// Load-test a NATS server (Herald's NATS listener or nats-server) over the raw protocol.
     NatsBench(natsbench::NatsBenchArgs),
+    /// Load-test a Pulsar Relay–compatible server (Herald's relay listener or pulsar-relay) over HTTP and WebSocket.
+    RelayBench(relaybench::RelayBenchArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -39,6 +42,7 @@ fn main() -> std::process::ExitCode {
         Command::Serve(args) => serve::main(args),
         Command::Bench(args) => bench::main(args),
         Command::NatsBench(args) => natsbench::main(args),
+        Command::RelayBench(args) => relaybench::main(args),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -23,6 +23,11 @@ pub struct ServeArgs {
     /// NATS client-protocol listener address [default: 127.0.0.1:4222]; empty turns it off.
     #[arg(long, env = "HERALD_NATS_ADDR")]
     nats_addr: Option<String>,
+    /// Realtime listener (Pulsar Relay HTTP, /ws, long-poll) [default: 127.0.0.1:8080, or PULSAR_HTTP_HOST and
+    /// PULSAR_HTTP_PORT]; empty turns it off. The relay's own settings come from `[relay]` in the configuration
+    /// file and the PULSAR_* environment variables.
+    #[arg(long, env = "HERALD_RELAY_ADDR")]
+    relay_addr: Option<String>,
     /// When acknowledged writes reach the disk: always | interval:<ms> | never [default: interval:50].
     #[arg(long, env = "HERALD_FSYNC")]
     fsync: Option<String>,
@@ -68,6 +73,19 @@ impl ServeArgs {
         if let Some(v) = self.nats_addr {
             c.listeners.nats = v;
         }
+        // The relay's PULSAR_* variables (the contract's names) override [relay]; the listener flag wins over
+        // PULSAR_HTTP_HOST/PORT.
+        let vars: Vec<(String, String)> = std::env::vars().collect();
+        let env_errors = c.relay.apply_env(&vars);
+        if !env_errors.is_empty() {
+            anyhow::bail!("invalid relay environment:\n  - {}", env_errors.join("\n  - "));
+        }
+        if let Some(addr) = herald_server::relay::settings::listener_from_env(&vars, &c.listeners.relay) {
+            c.listeners.relay = addr;
+        }
+        if let Some(v) = self.relay_addr {
+            c.listeners.relay = v;
+        }
         if let Some(v) = self.fsync {
             c.storage.fsync = v;
         }
@@ -97,6 +115,7 @@ pub fn main(args: ServeArgs) -> anyhow::Result<()> {
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     tracing_subscriber::fmt().with_env_filter(filter).with_ansi(ansi).with_writer(std::io::stderr).init();
 
+    raise_open_file_limit();
     let (config, port_file) = args.into_config()?;
     let validated =
         config.validate().map_err(|errors| anyhow::anyhow!("invalid configuration:\n  - {}", errors.join("\n  - ")))?;
@@ -117,6 +136,7 @@ fn write_port_file(path: &std::path::Path, server: &herald_server::RunningServer
         "grpc": server.grpc_addr.to_string(),
         "admin": server.admin_addr.to_string(),
         "nats": server.nats_addr.map(|a| a.to_string()),
+        "relay": server.relay_addr.map(|a| a.to_string()),
         "pid": std::process::id(),
     });
     // Write then rename, so a reader never sees a half-written file.
@@ -142,6 +162,20 @@ async fn wait_for_signal(server: &herald_server::RunningServer) {
                 _ = tokio::signal::ctrl_c() => {}
                 _ = term.recv() => {}
             }
+        }
+    }
+}
+
+/// Every connection (a WebSocket, a NATS client, a long poll) is a file descriptor, and the usual soft limit of
+/// 1,024 is far below what one server holds; raise the soft limit to the hard one, as nats-server does.
+fn raise_open_file_limit() {
+    use rustix::process::{Resource, getrlimit, setrlimit};
+    let limit = getrlimit(Resource::Nofile);
+    if limit.current < limit.maximum {
+        let raised = rustix::process::Rlimit { current: limit.maximum, maximum: limit.maximum };
+        match setrlimit(Resource::Nofile, raised) {
+            Ok(()) => tracing::debug!(limit = ?limit.maximum, "raised the open-file limit"),
+            Err(e) => tracing::warn!(error = %e, "could not raise the open-file limit"),
         }
     }
 }

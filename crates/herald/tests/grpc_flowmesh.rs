@@ -206,6 +206,7 @@ async fn scoped_tokens_get_permission_denied() {
     config.listeners.grpc = "127.0.0.1:0".into();
     config.listeners.admin = "127.0.0.1:0".into();
     config.listeners.nats = "127.0.0.1:0".into();
+    config.listeners.relay = "127.0.0.1:0".into();
     config.storage.auto_create = true;
     config.auth.tokens = vec![TokenConfig {
         token: "reader".into(),

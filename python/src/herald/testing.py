@@ -41,7 +41,7 @@ __all__ = [
 # Listener flags some builds of `herald serve` accept besides --grpc-addr and --admin-addr. When the
 # binary lists one in `serve --help`, the helper binds it to a free loopback port too, so several
 # test servers can run side by side without fighting over the default ports.
-_OPTIONAL_LISTENER_FLAGS = ("--realtime-addr", "--nats-addr", "--metrics-addr")
+_OPTIONAL_LISTENER_FLAGS = ("--relay-addr", "--nats-addr", "--metrics-addr")
 
 # Start children with close_fds=False so that CPython can use posix_spawn instead of fork(): a fork()
 # runs gRPC's fork handlers, which in a process that has used grpc.aio can abort the child before it
