@@ -126,9 +126,15 @@ pub async fn transport(State(ctx): State<Ctx>, req: Request, next: Next) -> Resp
 
     let status = resp.status().as_u16();
     let handler = handler.unwrap_or("none");
-    let group = format!("{}xx", status / 100);
+    let group = match status / 100 {
+        1 => "1xx",
+        2 => "2xx",
+        3 => "3xx",
+        4 => "4xx",
+        _ => "5xx",
+    };
     let elapsed = started.elapsed().as_secs_f64();
-    ctx.metrics.http_requests.with_label_values(&[handler, method.as_str(), &group]).inc();
+    ctx.metrics.http_requests.with_label_values(&[handler, method.as_str(), group]).inc();
     ctx.metrics.http_duration.with_label_values(&[handler, method.as_str()]).observe(elapsed);
     ctx.metrics.http_duration_highr.observe(elapsed);
     resp
@@ -210,12 +216,18 @@ const ROUTES: &[&str] = &[
     "/ws",
 ];
 
-/// The route template a path matches (static segments win, as in the router), for metrics labels.
+/// The route template a path matches (static segments win, as in the router), for metrics labels. Runs on every
+/// request, so it compares segment by segment without allocating.
 fn template_of(path: &str) -> Option<&'static str> {
-    let segs: Vec<&str> = path.split('/').collect();
-    let matches = |r: &str| {
-        let rs: Vec<&str> = r.split('/').collect();
-        rs.len() == segs.len() && rs.iter().zip(&segs).all(|(a, b)| (a.starts_with('{') && !b.is_empty()) || a == b)
+    let matches = |route: &str| {
+        let (mut r, mut p) = (route.split('/'), path.split('/'));
+        loop {
+            match (r.next(), p.next()) {
+                (None, None) => return true,
+                (Some(a), Some(b)) if a == b || (a.starts_with('{') && !b.is_empty()) => {}
+                _ => return false,
+            }
+        }
     };
     ROUTES.iter().find(|r| !r.contains('{') && matches(r)).or_else(|| ROUTES.iter().find(|r| matches(r))).copied()
 }
