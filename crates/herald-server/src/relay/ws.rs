@@ -171,17 +171,16 @@ pub async fn upgrade(
     let owner = user.user_id;
     // tungstenite's default 128 KiB read and write buffers would pin ~256 KiB per socket; relay clients send small
     // frames, and bigger ones still arrive (the buffer grows for them), so start small.
-    ws.max_message_size(MAX_INBOUND)
-        .read_buffer_size(READ_BUFFER)
-        .write_buffer_size(WRITE_BUFFER)
-        .on_upgrade(move |socket| async move {
-        ctx.metrics.ws_active.inc();
-        ctx.metrics.ws_total.inc();
-        Session::new(Arc::clone(&ctx), owner).run(socket).await;
-        ctx.metrics.ws_active.dec();
-        ctx.metrics.ws_closed.inc();
-        drop(slot);
-    })
+    ws.max_message_size(MAX_INBOUND).read_buffer_size(READ_BUFFER).write_buffer_size(WRITE_BUFFER).on_upgrade(
+        move |socket| async move {
+            ctx.metrics.ws_active.inc();
+            ctx.metrics.ws_total.inc();
+            Session::new(Arc::clone(&ctx), owner).run(socket).await;
+            ctx.metrics.ws_active.dec();
+            ctx.metrics.ws_closed.inc();
+            drop(slot);
+        },
+    )
 }
 
 fn error_frame(code: &str, message: &str) -> Bytes {
