@@ -5,9 +5,8 @@
 //! left by a crash expires like the real server's. Claims and completions are check-and-set under one lock.
 //! Waiters for an in-flight claim are woken by a `Notify` on every completion or abandonment and re-read the record.
 
-use super::REAP_BATCH;
 use super::api::{IdemClaim, IdemEndpoint, Micros};
-use super::records::{ExpiryKind, IdemRecord, expiry_due_end, expiry_key, pair_key, parse_expiry_key};
+use super::records::{ExpiryKind, IdemRecord, expiry_key, pair_key};
 use crate::store::{SharedStore, fjall_err};
 use bytes::Bytes;
 use fjall::OwnedWriteBatch;
@@ -149,23 +148,12 @@ impl Idem {
         let ks = &self.store.relay;
         let _guard = self.lock.lock();
         let now = self.now();
-        let mut removed = 0;
-        let mut batch = self.store.batch();
-        for item in ks.expiry.range(ExpiryKind::Idem.start()..expiry_due_end(ExpiryKind::Idem, now)) {
-            let k = item.key().map_err(fjall_err("reaping idempotency keys"))?;
-            let Some((_, key)) = parse_expiry_key(&k) else { continue };
-            if self.get(key)?.is_some_and(|r| r.expires_at <= now) {
+        super::reap_due(&self.store, ExpiryKind::Idem, now, "reaping idempotency keys", |batch, key| {
+            let due = self.get(key)?.is_some_and(|r| r.expires_at <= now);
+            if due {
                 batch.remove(&ks.idem, key);
-                removed += 1;
             }
-            batch.remove(&ks.expiry, k.to_vec());
-            if batch.len() >= REAP_BATCH {
-                self.store.commit(std::mem::replace(&mut batch, self.store.batch()))?;
-            }
-        }
-        if !batch.is_empty() {
-            self.store.commit(batch)?;
-        }
-        Ok(removed)
+            Ok(due)
+        })
     }
 }

@@ -31,6 +31,38 @@ impl Default for RelayOptions {
 /// Expired records reclaimed per fjall batch.
 const REAP_BATCH: usize = 1024;
 
+/// Walks the `relay_expiry` entries of `kind` that are due at `now`, in time order. For each, `reclaim` gets the
+/// batch and the record's key and removes the record if it is really past its time (it may have been renewed since),
+/// returning whether it did; the expiry entry itself is always removed. Commits every [`REAP_BATCH`] removals.
+/// Returns how many records were removed. The caller holds the lock that serialises writers of these records.
+fn reap_due(
+    store: &crate::store::Store,
+    kind: records::ExpiryKind,
+    now: api::Micros,
+    context: &'static str,
+    mut reclaim: impl FnMut(&mut fjall::OwnedWriteBatch, &[u8]) -> herald_types::Result<bool>,
+) -> herald_types::Result<usize> {
+    let ks = &store.relay;
+    let mut removed = 0;
+    let mut batch = store.batch();
+    for item in ks.expiry.range(kind.start()..records::expiry_due_end(kind, now)) {
+        let k = item.key().map_err(crate::store::fjall_err(context))?;
+        if let Some((_, key)) = records::parse_expiry_key(&k)
+            && reclaim(&mut batch, key)?
+        {
+            removed += 1;
+        }
+        batch.remove(&ks.expiry, k.to_vec());
+        if batch.len() >= REAP_BATCH {
+            store.commit(std::mem::replace(&mut batch, store.batch()))?;
+        }
+    }
+    if !batch.is_empty() {
+        store.commit(batch)?;
+    }
+    Ok(removed)
+}
+
 /// A random UUID v4, lowercase with hyphens (user, topic and refresh-token ids).
 pub(crate) fn uuid_v4() -> String {
     let mut b = herald_types::id::new_id_bytes();

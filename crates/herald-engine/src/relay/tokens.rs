@@ -8,11 +8,9 @@
 //! Deny-list entries and refresh tokens carry an entry in `relay_expiry`, which the reaper uses to reclaim them.
 //! Expired deny-list entries are ignored by reads before they are reclaimed.
 
-use super::REAP_BATCH;
 use super::api::{Micros, RefreshRecord, Rotation};
 use super::records::{
-    ExpiryKind, RefreshRecordJson, check_key_part, expiry_due_end, expiry_key, from_json, pair_key, pair_prefix,
-    pair_second, parse_expiry_key, to_json,
+    ExpiryKind, RefreshRecordJson, check_key_part, expiry_key, from_json, pair_key, pair_prefix, pair_second, to_json,
 };
 use crate::store::{SharedStore, fjall_err, read_i64};
 use fjall::OwnedWriteBatch;
@@ -229,56 +227,35 @@ impl Tokens {
     /// Removes deny-list entries past their time and refresh tokens an hour past their expiry. Returns how many.
     pub fn reap(&self, now: Micros) -> Result<usize> {
         let ks = &self.store.relay;
-        let mut removed = 0;
-        {
+        let denied = {
             let _guard = self.deny_lock.lock();
-            let mut batch = self.store.batch();
-            for item in ks.expiry.range(ExpiryKind::Deny.start()..expiry_due_end(ExpiryKind::Deny, now)) {
-                let k = item.key().map_err(fjall_err("reaping the deny-list"))?;
-                let Some((_, jti)) = parse_expiry_key(&k) else { continue };
+            super::reap_due(&self.store, ExpiryKind::Deny, now, "reaping the deny-list", |batch, jti| {
                 let until = ks.deny.get(jti).map_err(fjall_err("reaping the deny-list"))?.and_then(|v| read_i64(&v));
-                if until.is_some_and(|u| u <= now) {
+                let due = until.is_some_and(|u| u <= now);
+                if due {
                     batch.remove(&ks.deny, jti);
-                    removed += 1;
                 }
-                batch.remove(&ks.expiry, k.to_vec());
-                if batch.len() >= REAP_BATCH {
-                    self.store.commit(std::mem::replace(&mut batch, self.store.batch()))?;
+                Ok(due)
+            })?
+        };
+        let _guard = self.refresh_lock.lock();
+        let refreshed =
+            super::reap_due(&self.store, ExpiryKind::Refresh, now, "reaping refresh tokens", |batch, key| {
+                let Some(jti) = std::str::from_utf8(key).ok() else { return Ok(false) };
+                let Some(r) = self.get(jti)?.filter(|r| r.expires_at.saturating_add(REFRESH_GRACE) <= now) else {
+                    return Ok(false);
+                };
+                batch.remove(&ks.refresh, jti.as_bytes());
+                batch.remove(&ks.refresh_by_user, pair_key(&r.user_id, jti));
+                if let Some(parent) = &r.parent_jti {
+                    batch.remove(&ks.refresh_children, pair_key(parent, jti));
                 }
-            }
-            if !batch.is_empty() {
-                self.store.commit(batch)?;
-            }
-        }
-        {
-            let _guard = self.refresh_lock.lock();
-            let mut batch = self.store.batch();
-            for item in ks.expiry.range(ExpiryKind::Refresh.start()..expiry_due_end(ExpiryKind::Refresh, now)) {
-                let k = item.key().map_err(fjall_err("reaping refresh tokens"))?;
-                if let Some(jti) = parse_expiry_key(&k).and_then(|(_, jti)| std::str::from_utf8(jti).ok())
-                    && let Some(r) = self.get(jti)?
-                    && r.expires_at.saturating_add(REFRESH_GRACE) <= now
-                {
-                    batch.remove(&ks.refresh, jti.as_bytes());
-                    batch.remove(&ks.refresh_by_user, pair_key(&r.user_id, jti));
-                    if let Some(parent) = &r.parent_jti {
-                        batch.remove(&ks.refresh_children, pair_key(parent, jti));
-                    }
-                    for child in ks.refresh_children.prefix(pair_prefix(jti)) {
-                        let ck = child.key().map_err(fjall_err("reaping refresh tokens"))?;
-                        batch.remove(&ks.refresh_children, ck.to_vec());
-                    }
-                    removed += 1;
+                for child in ks.refresh_children.prefix(pair_prefix(jti)) {
+                    let ck = child.key().map_err(fjall_err("reaping refresh tokens"))?;
+                    batch.remove(&ks.refresh_children, ck.to_vec());
                 }
-                batch.remove(&ks.expiry, k.to_vec());
-                if batch.len() >= REAP_BATCH {
-                    self.store.commit(std::mem::replace(&mut batch, self.store.batch()))?;
-                }
-            }
-            if !batch.is_empty() {
-                self.store.commit(batch)?;
-            }
-        }
-        Ok(removed)
+                Ok(true)
+            })?;
+        Ok(denied + refreshed)
     }
 }

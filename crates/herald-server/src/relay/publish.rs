@@ -10,7 +10,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use bytes::Bytes;
-use herald_engine::relay::api::{IdemClaim, IdemEndpoint, RelayMessage, RelayMessageIn};
+use herald_engine::relay::api::{IdemClaim, IdemEndpoint, RelayMessageIn};
 use serde_json::value::RawValue;
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
@@ -125,10 +125,6 @@ async fn claim(ctx: &RelayCtx, user: &str, key: Option<String>, endpoint: IdemEn
     }
 }
 
-fn encoder() -> impl Fn(&str, &RelayMessage) -> Bytes + Sync {
-    live_frame
-}
-
 pub async fn single(
     State(ctx): State<Ctx>,
     caller: Caller,
@@ -156,7 +152,7 @@ pub async fn single(
     };
     let started = Instant::now();
     let input = RelayMessageIn { payload: Bytes::from(msg.payload), metadata: msg.metadata.map(Bytes::from) };
-    let stored = match ctx.relay.publish(owner, &msg.topic, vec![input], &encoder()).await {
+    let stored = match ctx.relay.publish(owner, &msg.topic, vec![input], &live_frame).await {
         Ok(s) => s,
         Err(e) => {
             if let Some(k) = &key {
@@ -236,7 +232,7 @@ pub async fn bulk(
             j += 1;
         }
         let n = run.len();
-        match ctx.relay.publish(owner, &topic, run, &encoder()).await {
+        match ctx.relay.publish(owner, &topic, run, &live_frame).await {
             Ok(stored) => {
                 for m in stored {
                     accepted += 1;
