@@ -389,6 +389,8 @@ async fn topics_are_per_owner_sorted_and_updatable() {
     assert_eq!(t.description.as_deref(), Some("new"));
     let t = r.update_topic("owner-a", "mid", None).await.unwrap();
     assert_eq!(t.description.as_deref(), Some("new"));
+    // Reads see the change at once (the in-memory copy is written through).
+    assert_eq!(r.topic("owner-a", "mid").await.unwrap().and_then(|t| t.description).as_deref(), Some("new"));
     let e = r.update_topic("owner-a", "nope", None).await.unwrap_err();
     assert_eq!((e.code, e.message.as_str()), (ErrorCode::NotFound, "Topic 'nope' not found"));
     let existing = r.get_or_create_topic("owner-b", "alpha", "ignored").await.unwrap();

@@ -3,17 +3,26 @@
 //! A topic record is only metadata: its history lives under a separate, permanent stream id (see `messages`), which
 //! is why deleting a record and creating it again shows the old messages (§1.6). Check-and-insert runs under one
 //! lock, which makes creation atomic per (owner, name); the lock also keeps the in-memory topic count exact.
+//!
+//! Every publish looks its topic up, so records are cached in memory, written through under the same lock (a miss
+//! fills the cache under it too, so a fill never restores a record a concurrent change has just replaced).
 
 use super::api::{Micros, RelayTopic};
 use super::records::{TopicRecord, check_key_part, from_json, pair_key, pair_prefix, to_json};
 use crate::store::{SharedStore, fjall_err};
 use herald_types::{HeraldError, Result};
-use parking_lot::Mutex;
+use parking_lot::{Mutex, RwLock};
+use std::collections::HashMap;
+
+/// Topic records kept in memory at most; past this the cache starts over (a miss costs one fjall read).
+const CACHE_MAX: usize = 10_000;
 
 pub(crate) struct Topics {
     store: SharedStore,
-    /// Guards check-and-set on `relay_topics` and `count`.
+    /// Guards check-and-set on `relay_topics`, `count` and writes to `cache`.
     lock: Mutex<u64>,
+    /// `pair_key(owner, name)` → record, for topics that exist.
+    cache: RwLock<HashMap<Vec<u8>, RelayTopic>>,
 }
 
 fn not_found(name: &str) -> HeraldError {
@@ -23,12 +32,35 @@ fn not_found(name: &str) -> HeraldError {
 impl Topics {
     pub fn open(store: SharedStore) -> Result<Self> {
         let count = store.relay.topics.len().map_err(fjall_err("counting relay topics"))? as u64;
-        Ok(Topics { store, lock: Mutex::new(count) })
+        Ok(Topics { store, lock: Mutex::new(count), cache: RwLock::new(HashMap::new()) })
     }
 
     pub fn get(&self, owner_id: &str, name: &str) -> Result<Option<RelayTopic>> {
-        let v = self.store.relay.topics.get(pair_key(owner_id, name)).map_err(fjall_err("reading a relay topic"))?;
+        let key = pair_key(owner_id, name);
+        if let Some(t) = self.cache.read().get(&key) {
+            return Ok(Some(t.clone()));
+        }
+        let _guard = self.lock.lock();
+        let topic = self.load(&key)?;
+        if let Some(t) = &topic {
+            self.cache_put(key, t);
+        }
+        Ok(topic)
+    }
+
+    /// The stored record, bypassing the cache.
+    fn load(&self, key: &[u8]) -> Result<Option<RelayTopic>> {
+        let v = self.store.relay.topics.get(key).map_err(fjall_err("reading a relay topic"))?;
         v.map(|v| from_json::<TopicRecord>("topic", &v).map(RelayTopic::from)).transpose()
+    }
+
+    /// Records `topic` as current in the cache. Call with `lock` held.
+    fn cache_put(&self, key: Vec<u8>, topic: &RelayTopic) {
+        let mut cache = self.cache.write();
+        if cache.len() >= CACHE_MAX && !cache.contains_key(&key) {
+            cache.clear();
+        }
+        cache.insert(key, topic.clone());
     }
 
     /// Creates the topic; with `existing_ok`, returns the existing record instead of failing.
@@ -44,7 +76,7 @@ impl Topics {
         let key = pair_key(owner_id, name);
         let (topic, ticket) = {
             let mut count = self.lock.lock();
-            if let Some(existing) = self.get(owner_id, name)? {
+            if let Some(existing) = self.load(&key)? {
                 if existing_ok {
                     return Ok(existing);
                 }
@@ -58,8 +90,9 @@ impl Topics {
                 description,
             };
             let mut batch = self.store.batch();
-            batch.insert(&self.store.relay.topics, key, to_json(&TopicRecord::from(&topic)));
+            batch.insert(&self.store.relay.topics, key.as_slice(), to_json(&TopicRecord::from(&topic)));
             let ticket = self.store.commit(batch)?;
+            self.cache_put(key, &topic);
             *count += 1;
             (topic, ticket)
         };
@@ -84,12 +117,15 @@ impl Topics {
     pub async fn update(&self, owner_id: &str, name: &str, description: Option<String>) -> Result<RelayTopic> {
         let (topic, ticket) = {
             let _guard = self.lock.lock();
-            let mut topic = self.get(owner_id, name)?.ok_or_else(|| not_found(name))?;
+            let key = pair_key(owner_id, name);
+            let mut topic = self.load(&key)?.ok_or_else(|| not_found(name))?;
             let Some(description) = description else { return Ok(topic) };
             topic.description = Some(description);
             let mut batch = self.store.batch();
-            batch.insert(&self.store.relay.topics, pair_key(owner_id, name), to_json(&TopicRecord::from(&topic)));
-            (topic, self.store.commit(batch)?)
+            batch.insert(&self.store.relay.topics, key.as_slice(), to_json(&TopicRecord::from(&topic)));
+            let ticket = self.store.commit(batch)?;
+            self.cache_put(key, &topic);
+            (topic, ticket)
         };
         self.store.durable(ticket).await?;
         Ok(topic)
@@ -103,8 +139,9 @@ impl Topics {
                 return Ok(false);
             }
             let mut batch = self.store.batch();
-            batch.remove(&self.store.relay.topics, key);
+            batch.remove(&self.store.relay.topics, key.as_slice());
             let ticket = self.store.commit(batch)?;
+            self.cache.write().remove(&key);
             *count -= 1;
             ticket
         };

@@ -229,7 +229,8 @@ fn template_of(path: &str) -> Option<&'static str> {
             }
         }
     };
-    ROUTES.iter().find(|r| !r.contains('{') && matches(r)).or_else(|| ROUTES.iter().find(|r| matches(r))).copied()
+    // A route without parameters matches exactly its own text; those win over parameterised ones.
+    ROUTES.iter().find(|r| **r == path).or_else(|| ROUTES.iter().find(|r| matches(r))).copied()
 }
 
 fn route_exists(path: &str) -> bool {

@@ -5,8 +5,10 @@ use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, Salt
 use argon2::{Algorithm, Argon2, Params, Version};
 use base64::Engine as _;
 use jsonwebtoken::{DecodingKey, EncodingKey, Header, Validation};
+use parking_lot::RwLock;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
+use std::collections::HashMap;
 
 /// Access-token claims. `sub`, `username`, `exp` and `iat` are required; `jti` and `permissions` are optional
 /// (tokens minted elsewhere with the same secret are accepted if they follow these rules).
@@ -26,7 +28,14 @@ pub struct Jwt {
     enc: EncodingKey,
     dec: DecodingKey,
     validation: Validation,
+    /// Tokens whose signature and claims have been checked, by their exact text. A client sends the same token on
+    /// every request until it expires, and decoding plus HMAC is the largest part of authenticating one; a hit only
+    /// re-checks the expiry (the one check that changes with time).
+    verified: RwLock<HashMap<String, Claims>>,
 }
+
+/// Verified tokens remembered at most; past this the cache starts over.
+const VERIFIED_MAX: usize = 10_000;
 
 impl Jwt {
     pub fn new(secret: &str) -> Jwt {
@@ -38,6 +47,7 @@ impl Jwt {
             enc: EncodingKey::from_secret(secret.as_bytes()),
             dec: DecodingKey::from_secret(secret.as_bytes()),
             validation,
+            verified: RwLock::new(HashMap::new()),
         }
     }
 
@@ -57,7 +67,17 @@ impl Jwt {
 
     /// Checks signature, expiry and the required claims. `None` for anything wrong.
     pub fn verify(&self, token: &str) -> Option<Claims> {
-        jsonwebtoken::decode::<Claims>(token, &self.dec, &self.validation).ok().map(|d| d.claims)
+        if let Some(c) = self.verified.read().get(token) {
+            // jsonwebtoken's rule with zero leeway: expired once `exp` is before now.
+            return (c.exp >= jsonwebtoken::get_current_timestamp() as i64).then(|| c.clone());
+        }
+        let claims = jsonwebtoken::decode::<Claims>(token, &self.dec, &self.validation).ok()?.claims;
+        let mut verified = self.verified.write();
+        if verified.len() >= VERIFIED_MAX {
+            verified.clear();
+        }
+        verified.insert(token.to_owned(), claims.clone());
+        Some(claims)
     }
 }
 
@@ -120,6 +140,11 @@ mod tests {
         assert!(jwt.verify(&jwt.issue("u1", "bob", &[], now - 700, 600)).is_none(), "expired");
         assert!(Jwt::new("another-secret-another-secret-0000").verify(&t).is_none(), "wrong key");
         assert!(jwt.verify("garbage").is_none());
+        assert_eq!(jwt.verify(&t).unwrap().sub, "u1", "a second check (from the cache) agrees");
+        let short = jwt.issue("u2", "eve", &[], now - 10, 11);
+        assert!(jwt.verify(&short).is_some());
+        std::thread::sleep(std::time::Duration::from_millis(2100));
+        assert!(jwt.verify(&short).is_none(), "a cached token still expires");
     }
 
     #[test]
