@@ -16,5 +16,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         // without copying.
         .bytes(".")
         .compile_fds(fds)?;
+    // EnSync's service has an RPC named `Connect`, which would collide with the generated client's `connect`
+    // constructor; Herald only serves it (load generators call it through `tonic::client::Grpc` directly).
+    let ensync = root.join("ensync/ensync.proto");
+    println!("cargo:rerun-if-changed={}", ensync.display());
+    let fds = protox::compile([&ensync], [&root])?;
+    tonic_prost_build::configure().build_client(false).build_server(true).compile_fds(fds)?;
     Ok(())
 }

@@ -1,14 +1,21 @@
 #!/usr/bin/env python3
 """Regenerate the committed gRPC stubs in ``src/herald/_generated/``.
 
-The stubs are compiled from ``proto/flowmesh/v1/flowmesh.proto`` at the top of the repository with
-``grpc_tools.protoc`` (install the ``dev`` extra: it pins the grpcio-tools version the committed files
-were produced with, so regenerating gives byte-identical output).
+Two protos are compiled with ``grpc_tools.protoc`` (install the ``dev`` extra: it pins the
+grpcio-tools version the committed files were produced with, so regenerating gives byte-identical
+output):
 
-protoc writes the stubs as the package ``flowmesh.v1``; the gRPC module then imports
-``from flowmesh.v1 import flowmesh_pb2``. That name would collide with the ``flowmesh`` compatibility
-package of this distribution, so the import is rewritten to a relative one and the files are placed
-inside ``herald._generated``.
+* ``proto/flowmesh/v1/flowmesh.proto`` gives ``flowmesh_pb2*``. protoc writes the stubs as the
+  package ``flowmesh.v1``; the gRPC module then imports ``from flowmesh.v1 import flowmesh_pb2``.
+  That name would collide with the ``flowmesh`` compatibility package of this distribution, so the
+  import is rewritten to a relative one and the files are placed inside ``herald._generated``.
+* ``proto/ensync/ensync.proto`` gives ``ensync_pb2*`` (used by :mod:`herald.events`). It is
+  compiled with ``proto/ensync`` as the include root, so the file registers in protobuf's default
+  descriptor pool as ``ensync.proto`` -- the name the real ``ensync-sdk`` package uses for the same
+  definitions. The serialized descriptors are then identical and both modules can be imported in
+  one process (tests drive the real SDK and ``herald.events`` side by side); under any other file
+  name protobuf refuses the second import with "duplicate symbol 'ensync.ConnectRequest'". The gRPC
+  module's ``import ensync_pb2`` is rewritten to a relative import.
 
 Usage::
 
@@ -22,22 +29,50 @@ import argparse
 import sys
 import tempfile
 from pathlib import Path
-from typing import Dict
+from typing import Dict, NamedTuple, Tuple
 
 PYTHON_DIR = Path(__file__).resolve().parent.parent
 REPO_DIR = PYTHON_DIR.parent
 PROTO_ROOT = REPO_DIR / "proto"
-PROTO_FILE = "flowmesh/v1/flowmesh.proto"
 DEFAULT_OUT = PYTHON_DIR / "src" / "herald" / "_generated"
+
+
+class _Proto(NamedTuple):
+    """One proto file to compile and what to do with protoc's output."""
+
+    include: Path  # the -I root; the proto's path relative to it is its registered file name
+    file: str  # the proto, relative to ``include``
+    produced: str  # directory (relative to protoc's output dir) where protoc writes the stubs
+    files: Tuple[str, str, str]  # the _pb2.py, _pb2.pyi and _pb2_grpc.py names
+    absolute_import: str  # how protoc's gRPC module imports the messages...
+    relative_import: str  # ...and what that line becomes
+
+
+PROTOS = (
+    _Proto(
+        include=PROTO_ROOT,
+        file="flowmesh/v1/flowmesh.proto",
+        produced="flowmesh/v1",
+        files=("flowmesh_pb2.py", "flowmesh_pb2.pyi", "flowmesh_pb2_grpc.py"),
+        absolute_import="from flowmesh.v1 import flowmesh_pb2 as",
+        relative_import="from . import flowmesh_pb2 as",
+    ),
+    _Proto(
+        include=PROTO_ROOT / "ensync",
+        file="ensync.proto",
+        produced=".",
+        files=("ensync_pb2.py", "ensync_pb2.pyi", "ensync_pb2_grpc.py"),
+        absolute_import="import ensync_pb2 as",
+        relative_import="from . import ensync_pb2 as",
+    ),
+)
 
 # The files this script owns in the output directory. ``__init__.py`` is written too, so the
 # directory is a complete package even when produced from scratch.
-GENERATED_FILES = ("flowmesh_pb2.py", "flowmesh_pb2.pyi", "flowmesh_pb2_grpc.py")
+GENERATED_FILES = tuple(name for proto in PROTOS for name in proto.files)
 
-_ABSOLUTE_IMPORT = "from flowmesh.v1 import flowmesh_pb2 as"
-_RELATIVE_IMPORT = "from . import flowmesh_pb2 as"
-
-_INIT = '''"""Stubs generated from proto/flowmesh/v1/flowmesh.proto by python/tools/generate_proto.py.
+_INIT = '''"""Stubs generated from proto/flowmesh/v1/flowmesh.proto and proto/ensync/ensync.proto by
+python/tools/generate_proto.py.
 
 Do not edit these files by hand; run the script instead.
 """
@@ -45,7 +80,7 @@ Do not edit these files by hand; run the script instead.
 
 
 def render() -> Dict[str, str]:
-    """Compile the proto and return ``{file name: contents}`` for every generated file."""
+    """Compile the protos and return ``{file name: contents}`` for every generated file."""
     try:
         from grpc_tools import protoc
     except ImportError as exc:  # pragma: no cover - depends on the environment
@@ -54,27 +89,33 @@ def render() -> Dict[str, str]:
         ) from exc
     import grpc_tools
 
-    include = Path(grpc_tools.__file__).resolve().parent / "_proto"
-    with tempfile.TemporaryDirectory() as tmp:
-        args = [
-            "grpc_tools.protoc",
-            f"-I{PROTO_ROOT}",
-            f"-I{include}",
-            f"--python_out={tmp}",
-            f"--pyi_out={tmp}",
-            f"--grpc_python_out={tmp}",
-            str(PROTO_ROOT / PROTO_FILE),
-        ]
-        status = protoc.main(args)
-        if status != 0:
-            raise SystemExit(f"protoc failed with exit status {status}")
-        produced = Path(tmp) / "flowmesh" / "v1"
-        files = {name: (produced / name).read_text(encoding="utf-8") for name in GENERATED_FILES}
+    well_known = Path(grpc_tools.__file__).resolve().parent / "_proto"
+    files: Dict[str, str] = {}
+    for proto in PROTOS:
+        with tempfile.TemporaryDirectory() as tmp:
+            args = [
+                "grpc_tools.protoc",
+                f"-I{proto.include}",
+                f"-I{well_known}",
+                f"--python_out={tmp}",
+                f"--pyi_out={tmp}",
+                f"--grpc_python_out={tmp}",
+                str(proto.include / proto.file),
+            ]
+            status = protoc.main(args)
+            if status != 0:
+                raise SystemExit(f"protoc failed on {proto.file} with exit status {status}")
+            produced = Path(tmp) / proto.produced
+            for name in proto.files:
+                files[name] = (produced / name).read_text(encoding="utf-8")
 
-    grpc_module = files["flowmesh_pb2_grpc.py"]
-    if _ABSOLUTE_IMPORT not in grpc_module:
-        raise SystemExit(f"unexpected protoc output: {_ABSOLUTE_IMPORT!r} not found in the gRPC module")
-    files["flowmesh_pb2_grpc.py"] = grpc_module.replace(_ABSOLUTE_IMPORT, _RELATIVE_IMPORT)
+        grpc_name = proto.files[2]
+        grpc_module = files[grpc_name]
+        if proto.absolute_import not in grpc_module:
+            raise SystemExit(
+                f"unexpected protoc output: {proto.absolute_import!r} not found in {grpc_name}"
+            )
+        files[grpc_name] = grpc_module.replace(proto.absolute_import, proto.relative_import)
     files["__init__.py"] = _INIT
     return files
 

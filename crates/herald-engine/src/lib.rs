@@ -13,6 +13,7 @@
 pub mod api;
 mod codec;
 pub mod durability;
+pub mod events;
 mod kv;
 pub mod pubsub;
 mod queues;
@@ -24,6 +25,7 @@ mod timefmt;
 
 pub use api::*;
 pub use durability::FsyncPolicy;
+pub use events::EventsOptions;
 pub use queues::MAX_LONG_POLL;
 pub use relay::RelayOptions;
 
@@ -38,6 +40,8 @@ const EXPIRY_SCAN: Duration = Duration::from_millis(200);
 /// How often expired KV entries are reclaimed (visibility of expiry does not depend on this).
 const KV_REAP: Duration = Duration::from_secs(1);
 const RETENTION_SCAN: Duration = Duration::from_secs(30);
+/// How often addressed-event timers (ack deadlines, deferrals) and session expiry are checked.
+const EVENTS_TICK: Duration = Duration::from_millis(50);
 
 #[derive(Clone, Debug)]
 pub struct EngineConfig {
@@ -51,6 +55,8 @@ pub struct EngineConfig {
     pub provisioning_file: Option<PathBuf>,
     /// Relay topics: retention cap and hot tier.
     pub relay: RelayOptions,
+    /// Addressed events: identities, ack timeout, limits.
+    pub events: EventsOptions,
 }
 
 impl EngineConfig {
@@ -62,6 +68,7 @@ impl EngineConfig {
             segment_max_bytes: 128 << 20,
             provisioning_file: None,
             relay: RelayOptions::default(),
+            events: EventsOptions::default(),
         }
     }
 }
@@ -76,6 +83,8 @@ pub struct Engine {
     pub pubsub: Arc<pubsub::Router>,
     /// Relay topics, users and tokens (Pulsar Relay). Its live fan-out uses a router of its own, not `pubsub`.
     pub relay: Arc<dyn relay::api::Relay>,
+    /// Addressed events (EnSync): sessions, per-recipient delivery, ack / defer / discard / replay.
+    pub events: Arc<dyn events::api::Events>,
     backend: Arc<Embedded>,
 }
 
@@ -85,6 +94,7 @@ struct Embedded {
     queues: Arc<queues::EmbeddedQueues>,
     kv: Arc<kv::EmbeddedKv>,
     relay: Arc<relay::EmbeddedRelay>,
+    events: Arc<events::EmbeddedEvents>,
     fsync: FsyncPolicy,
 }
 
@@ -116,6 +126,14 @@ impl Engine {
         let queues =
             Arc::new(queues::EmbeddedQueues::open(Arc::clone(&registry), Arc::clone(&store), Arc::clone(&clock))?);
         let kv = Arc::new(kv::EmbeddedKv::open(Arc::clone(&registry), Arc::clone(&store), Arc::clone(&clock))?);
+        let events = Arc::new(events::EmbeddedEvents::open(
+            Arc::clone(&store),
+            Arc::clone(&clock),
+            config.data_dir.join("events"),
+            config.fsync,
+            config.segment_max_bytes,
+            config.events.clone(),
+        )?);
         let relay = Arc::new(relay::EmbeddedRelay::open(
             Arc::clone(&store),
             clock,
@@ -131,7 +149,8 @@ impl Engine {
             kv: kv.clone(),
             pubsub: Arc::new(pubsub::Router::new()),
             relay: relay.clone(),
-            backend: Arc::new(Embedded { store, streams, queues, kv, relay, fsync: config.fsync }),
+            events: events.clone(),
+            backend: Arc::new(Embedded { store, streams, queues, kv, relay, events, fsync: config.fsync }),
         })
     }
 
@@ -167,16 +186,29 @@ impl Engine {
         handles.push(every(RETENTION_SCAN, move || {
             let b = Arc::clone(&b);
             async move {
-                let res =
-                    tokio::task::spawn_blocking(move || (b.streams.enforce_retention(), b.relay.enforce_retention()))
-                        .await;
-                if let Ok((streams, relay)) = res {
+                let res = tokio::task::spawn_blocking(move || {
+                    (b.streams.enforce_retention(), b.relay.enforce_retention(), b.events.enforce_retention())
+                })
+                .await;
+                if let Ok((streams, relay, events)) = res {
                     if let Err(e) = streams {
                         tracing::error!(error = %e, "retention failed");
                     }
                     if let Err(e) = relay {
                         tracing::error!(error = %e, "relay retention failed");
                     }
+                    if let Err(e) = events {
+                        tracing::error!(error = %e, "events retention failed");
+                    }
+                }
+            }
+        }));
+        let b = Arc::clone(&self.backend);
+        handles.push(every(EVENTS_TICK, move || {
+            let b = Arc::clone(&b);
+            async move {
+                if let Err(e) = b.events.tick() {
+                    tracing::error!(error = %e, "addressed-events timers failed");
                 }
             }
         }));
@@ -202,8 +234,10 @@ impl Engine {
         self.backend.queues.expire_reservations().await?;
         self.backend.kv.reap()?;
         self.backend.relay.reap()?;
+        self.backend.events.tick()?;
         self.backend.streams.enforce_retention()?;
-        self.backend.relay.enforce_retention()
+        self.backend.relay.enforce_retention()?;
+        self.backend.events.enforce_retention()
     }
 
     /// Flushes and fsyncs everything. Called on graceful shutdown, whatever the fsync policy.
@@ -216,6 +250,7 @@ impl Embedded {
     fn sync_all(&self) -> Result<()> {
         self.streams.sync_all()?;
         self.relay.sync_all()?;
+        self.events.sync_all()?;
         self.store.sync_now()
     }
 }

@@ -31,6 +31,8 @@ pub(crate) struct Store {
     pub queue_meta: Keyspace,
     /// Relay keyspaces (`relay_*`): layouts in `relay::records`.
     pub relay: RelayKeyspaces,
+    /// Addressed-event keyspaces (`event_*`): layouts in `events::records`.
+    pub events: EventKeyspaces,
     policy: FsyncPolicy,
     sync: GroupSync,
 }
@@ -49,6 +51,14 @@ pub(crate) struct RelayKeyspaces {
     pub deny: Keyspace,
     pub idem: Keyspace,
     pub expiry: Keyspace,
+}
+
+/// The addressed-events service's keyspaces. What each holds is documented in `events::records`.
+pub(crate) struct EventKeyspaces {
+    pub closed: Keyspace,
+    pub deferred: Keyspace,
+    pub meta: Keyspace,
+    pub sessions: Keyspace,
 }
 
 impl Store {
@@ -81,6 +91,12 @@ impl Store {
                 deny: ks("relay_deny")?,
                 idem: ks("relay_idem")?,
                 expiry: ks("relay_expiry")?,
+            },
+            events: EventKeyspaces {
+                closed: ks("event_closed")?,
+                deferred: ks("event_deferred")?,
+                meta: ks("event_meta")?,
+                sessions: ks("event_sessions")?,
             },
             db,
             policy,

@@ -9,3 +9,8 @@ pub mod flowmesh {
         tonic::include_proto!("flowmesh.v1");
     }
 }
+
+/// EnSync's `ensync.EnSyncService` (compat/ensync.md §2).
+pub mod ensync {
+    tonic::include_proto!("ensync");
+}

@@ -22,6 +22,8 @@ pub struct Config {
     pub nats: NatsConfig,
     /// The relay's settings with the contract's key names (`PULSAR_*` variables override them).
     pub relay: crate::relay::settings::RelayConfig,
+    /// Addressed events (EnSync): identities and delivery tuning.
+    pub events: crate::events::settings::EventsConfig,
     /// Allow binding a non-loopback address with authentication off.
     pub insecure: bool,
 }
@@ -191,6 +193,7 @@ impl Default for Config {
             grpc: GrpcConfig::default(),
             nats: NatsConfig::default(),
             relay: Default::default(),
+            events: Default::default(),
             insecure: false,
         }
     }
@@ -237,6 +240,7 @@ pub struct Validated {
     /// `None`: the relay listener is off.
     pub relay_addr: Option<SocketAddr>,
     pub relay: crate::relay::settings::RelaySettings,
+    pub events: herald_engine::EventsOptions,
 }
 
 impl Config {
@@ -267,6 +271,7 @@ impl Config {
             // Off: the guard has nothing to guard.
             None => self.relay.validate(SocketAddr::from(([127, 0, 0, 1], 0)), true, &mut Vec::new()),
         };
+        let events = self.events.options(&mut errors);
         let fsync = self.storage.fsync.parse::<FsyncPolicy>().unwrap_or_else(|e| {
             errors.push(format!("storage.fsync: {e}"));
             FsyncPolicy::default()
@@ -302,7 +307,7 @@ impl Config {
             }
         }
         if errors.is_empty() {
-            Ok(Validated { config: self, grpc_addr, admin_addr, nats_addr, nats, fsync, relay_addr, relay })
+            Ok(Validated { config: self, grpc_addr, admin_addr, nats_addr, nats, fsync, relay_addr, relay, events })
         } else {
             Err(errors)
         }
@@ -351,6 +356,7 @@ mod tests {
         assert_eq!(shipped.listeners.relay, defaults.listeners.relay);
         // Every [relay] key is commented out: the relay starts with its development defaults.
         assert_eq!(shipped.relay, defaults.relay);
+        assert_eq!(shipped.events, defaults.events);
         assert!(shipped.validate().is_ok());
     }
 

@@ -13,6 +13,7 @@
 pub mod admin;
 pub mod auth;
 pub mod config;
+pub mod events;
 pub mod grpc;
 pub mod nats;
 pub mod relay;
@@ -105,6 +106,7 @@ pub async fn start_with_clock(v: Validated, clock: Arc<dyn Clock>) -> anyhow::Re
             max_messages_per_topic: v.relay.max_messages_per_topic,
             hot_messages: v.relay.hot_messages,
         },
+        events: v.events.clone(),
     };
     let started = std::time::Instant::now();
     let engine = tokio::task::spawn_blocking(move || Engine::open(engine_config, clock))
@@ -162,7 +164,10 @@ pub async fn start_with_clock(v: Validated, clock: Arc<dyn Clock>) -> anyhow::Re
             let addr = l.local_addr()?;
             let ctx = relay::RelayCtx::new(Arc::clone(&engine.relay), v.relay.clone(), shutdown.clone());
             ctx.bootstrap_admin().await;
-            let app = relay::router(ctx).into_make_service_with_connect_info::<SocketAddr>();
+            // EnSync's WebSocket protocol shares the listener (its `/message` is outside the relay's middleware).
+            let app = relay::router(ctx)
+                .merge(events::ws::router(Arc::clone(&engine.events), shutdown.clone()))
+                .into_make_service_with_connect_info::<SocketAddr>();
             let sd = shutdown.clone();
             // Small frames (a publish answer, a WebSocket message) must not wait for Nagle's algorithm.
             let l = axum::serve::ListenerExt::tap_io(l, |tcp| {

@@ -1,14 +1,17 @@
 //! The gRPC listener: every gRPC service Herald offers, on one port.
 
+pub mod ensync;
 pub mod flowmesh;
 pub mod status;
 
 use crate::state::AppState;
+use herald_proto::ensync::en_sync_service_server::EnSyncServiceServer;
 use herald_proto::flowmesh::v1::{
     health_service_server::HealthServiceServer, kv_service_server::KvServiceServer,
     queue_service_server::QueueServiceServer, stream_service_server::StreamServiceServer,
 };
 use status::to_status;
+use std::sync::Arc;
 use tonic::service::Routes;
 use tonic::service::interceptor::InterceptedService;
 use tonic::{Request, Status};
@@ -48,5 +51,8 @@ pub fn routes(state: &AppState, max_message_bytes: usize) -> Routes {
         auth.clone(),
     ));
     routes = routes.add_service(InterceptedService::new(limits!(KvServiceServer::new(flowmesh::KvSvc(ctx))), auth));
+    // EnSync authenticates with the access key in `Connect` and the session id afterwards, not with metadata.
+    let ensync = ensync::EnSyncSvc { events: Arc::clone(&state.engine.events), shutdown: state.shutdown.clone() };
+    routes = routes.add_service(limits!(EnSyncServiceServer::new(ensync)));
     routes
 }

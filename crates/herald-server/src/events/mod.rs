@@ -1,0 +1,3 @@
+pub mod settings;
+pub mod ws;
+pub mod ws_codec;
