@@ -7,6 +7,7 @@ use herald_server::auth::{TokenConfig, UserConfig};
 use herald_server::config::{Config, NatsConfig};
 pub use herald_server::relay::settings::RelayConfig;
 
+pub mod ensync;
 pub mod relay_http;
 use std::path::{Path, PathBuf};
 use tonic::transport::Channel;

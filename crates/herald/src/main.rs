@@ -2,6 +2,8 @@
 //! Everything worth testing lives in the library crates.
 
 mod bench;
+mod eventsbench;
+mod identity;
 mod natsbench;
 mod relaybench;
 mod serve;
@@ -34,6 +36,11 @@ enum Command {
     NatsBench(natsbench::NatsBenchArgs),
     /// Load-test a Pulsar Relay–compatible server (Herald's relay listener or pulsar-relay) over HTTP and WebSocket.
     RelayBench(relaybench::RelayBenchArgs),
+    /// Load-test addressed events (EnSync gRPC): publish → deliver → ack against a Herald it starts itself.
+    EventsBench(eventsbench::EventsBenchArgs),
+    /// Identities for addressed events (EnSync): `herald identity create --name orders`.
+    #[command(subcommand)]
+    Identity(identity::IdentityCommand),
 }
 
 fn main() -> std::process::ExitCode {
@@ -43,6 +50,8 @@ fn main() -> std::process::ExitCode {
         Command::Bench(args) => bench::main(args),
         Command::NatsBench(args) => natsbench::main(args),
         Command::RelayBench(args) => relaybench::main(args),
+        Command::EventsBench(args) => eventsbench::main(args),
+        Command::Identity(cmd) => identity::main(cmd),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
