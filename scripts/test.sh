@@ -55,3 +55,7 @@ if ! command -v chromium >/dev/null 2>&1; then
 fi
 .venv/bin/python -m pip install --quiet -r tests/compat/relay/requirements.txt
 .venv/bin/python -m pytest -q -p no:cacheprovider tests/compat/relay
+
+step "Python: EnSync wire compatibility (ensync-sdk, ensync-sdk-ws, herald.events)"
+.venv/bin/python -m pip install --quiet -r tests/compat/ensync/requirements.txt
+.venv/bin/python -m pytest -q -p no:cacheprovider tests/compat/ensync
