@@ -606,6 +606,82 @@ Checks (zero errors, every expected delivery): {'all passed.' if not checks else
     return section
 
 
+# ---------------------------------------------------------------------------------------------------------------
+# Addressed events (EnSync): publish → deliver → ack over gRPC, `herald events-bench` (issue #5).
+# ---------------------------------------------------------------------------------------------------------------
+
+EVENTS_SECONDS = float(os.environ.get("EVENTS_SECONDS", "10"))
+EVENTS_HEAD = "## Addressed events (EnSync) over gRPC"
+EVENTS_TARGET_RATE = 20_000
+EVENTS_TARGET_P50_MS = 1.0
+
+
+def events_section():
+    """Runs `herald events-bench` (it starts a fresh server per scenario) and returns the docs section."""
+    cmd = [HERALD, "events-bench", "--json", "--seconds", f"{EVENTS_SECONDS:g}"]
+    out = sh(cmd).stdout
+    rows = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+    now = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    shown = " ".join(shlex.quote(c) for c in cmd).replace(HERALD, "target/release/herald")
+    lines = []
+    for r in rows:
+        rate_ok = "✓" if r["acked_per_sec"] >= EVENTS_TARGET_RATE else "✗"
+        p50_ok = "✓" if r["single_deliver_p50_ms"] < EVENTS_TARGET_P50_MS else "✗"
+        lines.append(
+            f"| {r['recipients']} | {r['payload_bytes']:,} B | {r['acked_per_sec']:,.0f} {rate_ok} | "
+            f"{r['loaded_deliver_p50_ms']:.2f} / {r['loaded_deliver_p99_ms']:.2f} | "
+            f"{r['single_deliver_p50_ms']:.3f} {p50_ok} / {r['single_deliver_p99_ms']:.3f} | "
+            f"{r['server_cpu_us_per_event']:,.0f} | {r['server_cpu_percent']:.0f} % | {r['acked']:,} | {r['errors']} |")
+    first = rows[0] if rows else {}
+    return f"""
+{EVENTS_HEAD}
+
+Last run of this section: {now}, release build (`scripts/bench.sh events` runs only this section). `herald
+events-bench` starts a fresh `herald serve` per scenario (default `fsync = interval:50`) with one publisher identity
+and the recipients in `[events]`. Subscriber sessions connect first — one recipient: {first.get('subscriber_sessions', 16)}
+sessions of it compete for its events, as workers would; 100 recipients: one session each — then
+{first.get('publishers', 8)} publisher sessions (one connection each) publish one event per `PublishMessage` for
+{EVENTS_SECONDS:g} s, to the recipients in turn, keeping at most {first.get('max_outstanding', 256)} events published but
+not acked. Every delivery is acked with `AcknowledgeMessage`, so one event is three gRPC messages (publish call,
+stream message, ack call). Then the same with one event at a time (publish, deliver, ack, next): the pipeline's own
+latency. Payloads are opaque to the server, so they are plain text of the given size. Server CPU is user + system
+time of the server process from `/proc/<pid>/stat` over the loaded run, divided by the events acked.
+Targets (issue #5): p50 publish → deliver under 1 ms, at least 20,000 acked events/s.
+
+```sh
+{shown}
+```
+
+| recipients | payload | acked events/s | loaded publish → deliver p50 / p99 ms | one at a time p50 / p99 ms | server CPU µs / event | server CPU | events acked | errors |
+|---|---|---|---|---|---|---|---|---|
+{chr(10).join(lines)}
+"""
+
+
+def splice_section(head_line, section):
+    """Replaces (or adds before "## Notes") the section headed `head_line` of docs/benchmarks.md."""
+    path = os.path.join(ROOT, "docs", "benchmarks.md")
+    old = open(path).read() if os.path.exists(path) else "# Benchmarks\n"
+    head = f"\n{head_line}\n"
+    if head in old:
+        before, rest = old.split(head, 1)
+        nxt = rest.find("\n## ")
+        after = rest[nxt:] if nxt >= 0 else "\n"
+    elif "\n## Notes\n" in old:
+        before, after = old.split("\n## Notes\n", 1)
+        after = "\n## Notes\n" + after
+    else:
+        before, after = old, "\n"
+    text = before.rstrip("\n") + "\n" + section.rstrip("\n") + "\n" + after
+    open(path, "w").write(text)
+
+
+def events_only():
+    section = events_section()
+    splice_section(EVENTS_HEAD, section)
+    print(section)
+
+
 def splice_relay_section(section):
     """Replaces (or adds before "## Notes") the Pulsar Relay section of docs/benchmarks.md, leaving the rest as is."""
     path = os.path.join(ROOT, "docs", "benchmarks.md")
@@ -640,8 +716,10 @@ def main():
     sections = sys.argv[1:]
     if sections == ["relay"]:
         return relay_only()
+    if sections == ["events"]:
+        return events_only()
     if sections:
-        sys.exit(f"usage: {sys.argv[0]} [relay]   (no argument: every benchmark; relay: only the Pulsar Relay section)")
+        sys.exit(f"usage: {sys.argv[0]} [relay|events]   (no argument: every benchmark; relay / events: only that section)")
     work = tempfile.mkdtemp(prefix="herald-bench-", dir=os.environ.get("BENCH_DIR", ROOT))
     work_dir_marker = work
     try:
@@ -656,6 +734,7 @@ def main():
         h2cmds, h2 = herald_h2load(work)
         nats_version, nats_cmds, nats, nats_memory = nats_bench(work)
         relay_doc = relay_section(relay_bench(work), work)
+        events_doc = events_section()
     finally:
         shutil.rmtree(work, ignore_errors=True)
     by = {(r["scenario"], r["fsync"], r["connections"]): r for r in herald}
@@ -694,6 +773,7 @@ client's own CPU cost.
 ```sh
 scripts/bench.sh                  # installs redis-server, redis-tools, nghttp2-client (h2load) if missing, builds release, runs everything
 scripts/bench.sh relay            # only the Pulsar Relay section (installs pulsar-relay 0.2.1 in a venv), rewrites only that section
+scripts/bench.sh events           # only the addressed-events (EnSync) section
 ```
 
 which runs, in order:
@@ -797,7 +877,7 @@ server RSS growth divided by {IDLE_CONNECTIONS}): nats-server {nats_memory['nats
         old = open(path).read()
         if notes_marker in old:
             notes = notes_marker + old.split(notes_marker, 1)[1]
-    doc += relay_doc
+    doc += relay_doc + events_doc
     open(path, "w").write(doc + notes)
     print(doc)
 

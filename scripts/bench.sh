@@ -9,10 +9,11 @@
 #                                    pulsar-relay 0.2.1, installed into a venv under the work directory
 #                                    (RELAY_REFERENCE_PYTHON=<python> reuses one that has pulsar-relay, httpx and
 #                                    websockets); rewrites only that section of docs/benchmarks.md
+#   scripts/bench.sh events          only the addressed-events (EnSync) section (about 2 minutes)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-if [ "${1:-}" != relay ] && { ! command -v redis-server >/dev/null || ! command -v redis-benchmark >/dev/null || ! command -v h2load >/dev/null \
+if [ "${1:-}" != relay ] && [ "${1:-}" != events ] && { ! command -v redis-server >/dev/null || ! command -v redis-benchmark >/dev/null || ! command -v h2load >/dev/null \
    || ! command -v nats-server >/dev/null; }; then
   echo "==> installing redis-server, redis-tools, nghttp2-client (h2load) and nats-server for the comparisons"
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server redis-tools nghttp2-client nats-server >/dev/null
