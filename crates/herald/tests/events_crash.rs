@@ -65,7 +65,7 @@ async fn sigkill_during_publishes_and_acks_loses_nothing_acknowledged() {
             let cid = c.connect("key-B").await.unwrap();
             let mut stream = c.subscribe(&cid, "crash").await.unwrap();
             while let Ok(Some(m)) = stream.message().await {
-                let even = m.payload.bytes().last().is_some_and(|d| (d - b'0') % 2 == 0);
+                let even = m.payload.bytes().last().is_some_and(|d| (d - b'0').is_multiple_of(2));
                 if !even {
                     // Let it time out; the window of 1 would stall, so defer it far into the future instead.
                     let req = herald_proto::ensync::DeferRequest {
