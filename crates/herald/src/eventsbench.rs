@@ -48,6 +48,9 @@ pub struct EventsBenchArgs {
     /// The server's fsync policy (`always`, `interval:<ms>`, `never`); empty = Herald's default.
     #[arg(long, default_value = "")]
     fsync: String,
+    /// `grpc` (ensync.EnSyncService) or `ws` (the `/message` text protocol on the relay listener).
+    #[arg(long, default_value = "grpc")]
+    transport: String,
     /// Print one JSON object per scenario.
     #[arg(long)]
     json: bool,
@@ -84,6 +87,8 @@ struct Server {
     child: std::process::Child,
     _dir: tempfile::TempDir,
     addr: String,
+    /// The relay listener (`/message`), when started.
+    relay: String,
 }
 
 impl Drop for Server {
@@ -94,7 +99,7 @@ impl Drop for Server {
 }
 
 impl Server {
-    fn start(recipients: usize, fsync: &str) -> anyhow::Result<Server> {
+    fn start(recipients: usize, fsync: &str, ws: bool) -> anyhow::Result<Server> {
         let dir = tempfile::tempdir()?;
         let mut cfg = String::from("[events]\n");
         for i in 0..=recipients {
@@ -108,7 +113,7 @@ impl Server {
         let port_file = dir.path().join("port.json");
         let mut cmd = std::process::Command::new(std::env::current_exe()?);
         cmd.args(["serve", "--grpc-addr", "127.0.0.1:0", "--admin-addr", "127.0.0.1:0", "--nats-addr", ""])
-            .args(["--relay-addr", "", "--log", "warn", "--config"])
+            .args(["--relay-addr", if ws { "127.0.0.1:0" } else { "" }, "--log", "warn", "--config"])
             .arg(dir.path().join("herald.toml"))
             .arg("--data-dir")
             .arg(dir.path().join("data"))
@@ -122,12 +127,13 @@ impl Server {
             .stderr(std::fs::File::create(dir.path().join("server.log"))?)
             .spawn()
             .context("starting herald serve")?;
-        let mut server = Server { child, _dir: dir, addr: String::new() };
+        let mut server = Server { child, _dir: dir, addr: String::new(), relay: String::new() };
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             if let Ok(text) = std::fs::read_to_string(&port_file) {
                 let v: serde_json::Value = serde_json::from_str(&text)?;
                 server.addr = v["grpc"].as_str().unwrap_or_default().to_owned();
+                server.relay = v["relay"].as_str().unwrap_or_default().to_owned();
                 return Ok(server);
             }
             anyhow::ensure!(Instant::now() < deadline, "benchmark server did not start");
@@ -231,6 +237,8 @@ struct Phase {
 
 /// One load phase: who subscribes, who publishes, how much may be outstanding.
 struct PhaseSpec {
+    /// `Some(relay address)`: over the WebSocket protocol instead of gRPC.
+    ws: Option<String>,
     connections: usize,
     recipients: usize,
     sessions: usize,
@@ -243,7 +251,7 @@ struct PhaseSpec {
 
 /// Publishes for `seconds` with at most `outstanding` unacked events, then waits for the acks.
 async fn run_phase(addr: &str, spec: PhaseSpec) -> anyhow::Result<Phase> {
-    let PhaseSpec { connections, recipients, sessions, publishers, outstanding, size, seconds, name } = spec;
+    let PhaseSpec { ws, connections, recipients, sessions, publishers, outstanding, size, seconds, name } = spec;
     let pool = Pool::new(addr, connections).await?;
     let shared = Arc::new(Shared {
         acked: AtomicU64::new(0),
@@ -253,12 +261,21 @@ async fn run_phase(addr: &str, spec: PhaseSpec) -> anyhow::Result<Phase> {
         last_ack: parking_lot::Mutex::new(Instant::now()),
         window: Semaphore::new(outstanding),
     });
-    let subs = start_subscribers(&pool, recipients, sessions, name, &shared).await?;
+    let subs = match &ws {
+        None => start_subscribers(&pool, recipients, sessions, name, &shared).await?,
+        Some(relay) => ws::start_subscribers(relay, recipients, sessions, name, &shared).await?,
+    };
     let targets: Arc<Vec<String>> = Arc::new((1..=recipients).map(|i| b64(&identity_key(i))).collect());
     let started = Instant::now();
     let deadline = started + Duration::from_secs_f64(seconds);
     let mut pubs = Vec::new();
     for p in 0..publishers {
+        if let Some(relay) = &ws {
+            pubs.push(
+                ws::start_publisher(relay, p, publishers, Arc::clone(&targets), name, size, deadline, &shared).await?,
+            );
+            continue;
+        }
         let mut c = pool.get().await?;
         let cid = c.connect("bench-pub").await?;
         let (shared, targets, name) = (Arc::clone(&shared), Arc::clone(&targets), name.to_string());
@@ -308,12 +325,16 @@ fn ms(h: &Histogram<u64>, q: f64) -> f64 {
 }
 
 async fn scenario(args: &EventsBenchArgs, recipients: usize, size: usize) -> anyhow::Result<serde_json::Value> {
-    let server = Server::start(recipients, &args.fsync)?;
+    let over_ws = args.transport == "ws";
+    anyhow::ensure!(over_ws || args.transport == "grpc", "--transport: grpc or ws");
+    let server = Server::start(recipients, &args.fsync, over_ws)?;
+    let ws = over_ws.then(|| server.relay.clone());
     let sessions = if recipients == 1 { args.consumers.max(1) } else { 1 };
     let cpu0 = server.cpu_seconds();
     let load = run_phase(
         &server.addr,
         PhaseSpec {
+            ws: ws.clone(),
             connections: args.connections,
             recipients,
             sessions,
@@ -330,6 +351,7 @@ async fn scenario(args: &EventsBenchArgs, recipients: usize, size: usize) -> any
     let single = run_phase(
         &server.addr,
         PhaseSpec {
+            ws: ws.clone(),
             connections: 0,
             recipients,
             sessions: 1,
@@ -343,6 +365,7 @@ async fn scenario(args: &EventsBenchArgs, recipients: usize, size: usize) -> any
     .await?;
     let rate = load.acked as f64 / load.elapsed.max(1e-9);
     Ok(serde_json::json!({
+        "transport": args.transport,
         "recipients": recipients,
         "payload_bytes": size,
         "publishers": args.publishers,
@@ -390,4 +413,121 @@ pub fn main(args: EventsBenchArgs) -> anyhow::Result<()> {
         }
         Ok(())
     })
+}
+
+/// The same load over the `/message` WebSocket text protocol (compat/ensync.md §4): one socket per session.
+mod ws {
+    use super::{Shared, now_ns, payload, sent_at};
+    use futures::{SinkExt, StreamExt};
+    use std::sync::Arc;
+    use std::sync::atomic::Ordering;
+    use std::time::Instant;
+    use tokio_tungstenite::tungstenite::Message;
+
+    type Socket = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+    async fn next_text(ws: &mut Socket) -> anyhow::Result<String> {
+        loop {
+            match ws.next().await {
+                Some(Ok(Message::Text(t))) => return Ok(t.to_string()),
+                Some(Ok(_)) => continue,
+                Some(Err(e)) => return Err(e.into()),
+                None => anyhow::bail!("socket closed"),
+            }
+        }
+    }
+
+    /// Opens a socket and sends `CONN`; returns it with the session's client id.
+    async fn session(relay: &str, key: &str) -> anyhow::Result<(Socket, String)> {
+        let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{relay}/message")).await?;
+        ws.send(Message::Text(format!("CONN;ACCESS_KEY=:{key}").into())).await?;
+        let reply = next_text(&mut ws).await?;
+        let cid = reply
+            .strip_prefix("+PASS:{clientId=")
+            .and_then(|r| r.split(',').next())
+            .ok_or_else(|| anyhow::anyhow!("CONN failed: {reply}"))?
+            .to_owned();
+        Ok((ws, cid))
+    }
+
+    pub async fn start_subscribers(
+        relay: &str,
+        recipients: usize,
+        sessions: usize,
+        name: &str,
+        shared: &Arc<Shared>,
+    ) -> anyhow::Result<Vec<tokio::task::JoinHandle<()>>> {
+        let mut tasks = Vec::new();
+        for r in 1..=recipients {
+            for _ in 0..sessions {
+                let (mut ws, cid) = session(relay, &format!("bench-r{r}")).await?;
+                ws.send(Message::Text(format!("SUB;CLIENT_ID=:{cid};EVENT_NAME=:{name}").into())).await?;
+                let reply = next_text(&mut ws).await?;
+                anyhow::ensure!(reply.starts_with("+PASS:"), "SUB failed: {reply}");
+                let (shared, name) = (Arc::clone(shared), name.to_owned());
+                tasks.push(tokio::spawn(async move {
+                    while let Ok(frame) = next_text(&mut ws).await {
+                        if let Some(record) = frame.strip_prefix("+RECORD:") {
+                            let t = now_ns();
+                            let v: serde_json::Value = serde_json::from_str(record).unwrap_or_default();
+                            if let Some(s) = v["payload"].as_str().and_then(sent_at) {
+                                let _ = shared.deliver_ns.lock().record(t.saturating_sub(s).max(1));
+                            }
+                            let idem = v["idem"].as_str().unwrap_or_default();
+                            let ack = format!(
+                                "ACK;CLIENT_ID=:{cid};EVENT_IDEM=:{idem};BLOCK=:{};EVENT_NAME=:{name}",
+                                v["block"]
+                            );
+                            if ws.send(Message::Text(ack.into())).await.is_err() {
+                                return;
+                            }
+                        } else if frame.starts_with("+PASS:") {
+                            shared.acked.fetch_add(1, Ordering::Relaxed);
+                            *shared.last_ack.lock() = Instant::now();
+                            shared.window.add_permits(1);
+                        } else {
+                            shared.errors.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                }));
+            }
+        }
+        Ok(tasks)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub async fn start_publisher(
+        relay: &str,
+        first: usize,
+        step: usize,
+        targets: Arc<Vec<String>>,
+        name: &str,
+        size: usize,
+        deadline: Instant,
+        shared: &Arc<Shared>,
+    ) -> anyhow::Result<tokio::task::JoinHandle<()>> {
+        let (mut ws, cid) = session(relay, "bench-pub").await?;
+        let (shared, name) = (Arc::clone(shared), name.to_owned());
+        Ok(tokio::spawn(async move {
+            let mut i = first;
+            while Instant::now() < deadline {
+                let Ok(permit) = shared.window.acquire().await else { break };
+                permit.forget();
+                let to = &targets[i % targets.len()];
+                i += step;
+                let frame = format!(
+                    "PUB;CLIENT_ID=:{cid};EVENT_NAME=:{name};PAYLOAD=:{};DELIVERY_TO=:{to};METADATA=:{{}}",
+                    payload(size)
+                );
+                let ok = ws.send(Message::Text(frame.into())).await.is_ok()
+                    && next_text(&mut ws).await.is_ok_and(|r| r.starts_with("+PASS:"));
+                if ok {
+                    shared.published.fetch_add(1, Ordering::Relaxed);
+                } else {
+                    shared.errors.fetch_add(1, Ordering::Relaxed);
+                    shared.window.add_permits(1);
+                }
+            }
+        }))
+    }
 }
