@@ -25,6 +25,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 const SEEN_PERSIST_MS: i64 = 60_000;
 /// How often the watermark is written back at most.
 const WATERMARK_PERSIST_MS: i64 = 1_000;
+/// How often idle sessions are looked for (the timers run more often; a session's expiry needs no precision).
+const SESSION_SCAN_MS: i64 = 1_000;
 /// Largest record read back from the log (an event is at most `max_event_bytes` plus its header).
 const READ_MAX: usize = 64 << 20;
 
@@ -85,6 +87,8 @@ pub(crate) struct EmbeddedEvents {
     dispatch: Mutex<Dispatch>,
     hot: Mutex<Hot>,
     watermark_saved: Mutex<(u64, EpochMs)>,
+    /// When idle sessions were last looked for.
+    sessions_scanned: Mutex<EpochMs>,
     published: AtomicU64,
     acked: AtomicU64,
 }
@@ -212,6 +216,7 @@ impl EmbeddedEvents {
             dispatch: Mutex::new(dispatch),
             hot: Mutex::new(Hot::default()),
             watermark_saved: Mutex::new((watermark, 0)),
+            sessions_scanned: Mutex::new(now),
             published: AtomicU64::new(0),
             acked: AtomicU64::new(0),
         })
@@ -373,9 +378,25 @@ impl EmbeddedEvents {
         Ok(true)
     }
 
-    /// Periodic work: expired sessions end, due timers fire, the watermark is written back.
+    /// Periodic work: due timers fire and the watermark is written back; about once a second, idle sessions end.
     pub fn tick(&self) -> Result<()> {
         let now = self.now();
+        let scan = {
+            let mut at = self.sessions_scanned.lock();
+            let due = *at + SESSION_SCAN_MS <= now;
+            if due {
+                *at = now;
+            }
+            due
+        };
+        if scan {
+            self.expire_sessions(now)?;
+        }
+        self.run_timers(now)
+    }
+
+    /// Ends gRPC sessions idle for longer than the TTL that have no open stream.
+    fn expire_sessions(&self, now: EpochMs) -> Result<()> {
         let ttl = self.opts.session_idle_ttl.as_millis() as i64;
         let expired: Vec<Arc<str>> = {
             let dispatch = self.dispatch.lock();
@@ -401,6 +422,11 @@ impl EmbeddedEvents {
             self.store.commit(batch)?;
             tracing::debug!(sessions = expired.len(), "idle event sessions expired");
         }
+        Ok(())
+    }
+
+    /// Due timers fire (ack deadlines, deferrals) and the watermark is written back.
+    fn run_timers(&self, now: EpochMs) -> Result<()> {
         let mut dispatch = self.dispatch.lock();
         let keys = dispatch.due(now);
         let watermark = dispatch.first_open().unwrap_or_else(|| self.log.next_offset() + 1);
