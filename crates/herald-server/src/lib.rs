@@ -121,7 +121,7 @@ pub async fn start_with_clock(v: Validated, clock: Arc<dyn Clock>) -> anyhow::Re
     let state = AppState::new(Arc::clone(&engine), auth, shutdown.clone());
 
     let mut tasks = Vec::new();
-    let routes = grpc::routes(&state, v.config.grpc.max_message_bytes);
+    let grpc_service = grpc::service(&state, v.config.grpc.max_message_bytes);
     let sd = shutdown.clone();
     // Small request/response exchanges must not wait for Nagle's algorithm (≈40 ms with delayed ACKs).
     let incoming = tonic::transport::server::TcpIncoming::from(grpc_listener).with_nodelay(Some(true));
@@ -131,8 +131,7 @@ pub async fn start_with_clock(v: Validated, clock: Arc<dyn Clock>) -> anyhow::Re
             // request arrive without waiting for WINDOW_UPDATE round trips.
             .initial_stream_window_size(Some(2 << 20))
             .initial_connection_window_size(Some(16 << 20))
-            .add_routes(routes)
-            .serve_with_incoming_shutdown(incoming, sd.cancelled_owned())
+            .serve_with_incoming_shutdown(grpc_service, incoming, sd.cancelled_owned())
             .await
             .context("gRPC listener failed")
     }));

@@ -336,3 +336,146 @@ async fn admin_health_and_ready_in_flowmesh_form() {
     assert_eq!(http(&admin, "GET", "/health/x").await.0, 404);
     srv.shutdown().await.unwrap();
 }
+
+/// One gRPC call with a hand-made body (each chunk is one HTTP/2 DATA frame) over a fresh HTTP/2 connection;
+/// returns `grpc-status`, `grpc-message` and the response body.
+async fn raw_grpc(addr: &str, path: &str, token: Option<&str>, extra: &[(&str, &str)], chunks: &[&[u8]]) -> RawAnswer {
+    use http_body_util::BodyExt;
+    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let (mut send, conn) =
+        hyper::client::conn::http2::handshake(hyper_util::rt::TokioExecutor::new(), hyper_util::rt::TokioIo::new(tcp))
+            .await
+            .unwrap();
+    tokio::spawn(conn);
+    let frames: Vec<Result<hyper::body::Frame<bytes::Bytes>, std::convert::Infallible>> =
+        chunks.iter().map(|c| Ok(hyper::body::Frame::data(bytes::Bytes::copy_from_slice(c)))).collect();
+    let body = http_body_util::StreamBody::new(futures::stream::iter(frames));
+    let mut req = http::Request::post(format!("http://{addr}{path}"))
+        .header("content-type", "application/grpc")
+        .header("te", "trailers");
+    if let Some(t) = token {
+        req = req.header("authorization", format!("Bearer {t}"));
+    }
+    for (k, v) in extra {
+        req = req.header(*k, *v);
+    }
+    let res = send.send_request(req.body(body).unwrap()).await.unwrap();
+    let headers = res.headers().clone();
+    let collected = res.into_body().collect().await.unwrap();
+    let trailers = collected.trailers().cloned().unwrap_or_default();
+    let field = |name: &str| {
+        let v = trailers.get(name).or_else(|| headers.get(name));
+        v.map(|v| v.to_str().unwrap().to_string()).unwrap_or_default()
+    };
+    RawAnswer {
+        status: field("grpc-status"),
+        message: percent_decode(&field("grpc-message")),
+        body: collected.to_bytes(),
+    }
+}
+
+/// `grpc-message` is percent-encoded on the wire.
+fn percent_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let (mut out, mut i) = (Vec::new(), 0);
+    while i < b.len() {
+        if b[i] == b'%' && i + 2 < b.len() {
+            out.push(u8::from_str_radix(&s[i + 1..i + 3], 16).unwrap());
+            i += 3;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).unwrap()
+}
+
+struct RawAnswer {
+    status: String,
+    message: String,
+    body: bytes::Bytes,
+}
+
+/// The gRPC frame of one uncompressed message.
+fn framed(msg: &impl prost::Message) -> Vec<u8> {
+    let raw = msg.encode_to_vec();
+    let mut out = vec![0u8];
+    out.extend_from_slice(&(raw.len() as u32).to_be_bytes());
+    out.extend_from_slice(&raw);
+    out
+}
+
+/// The hottest unary RPCs are answered by the server's fast path (`grpc/fast.rs`) rather than tonic's router.
+/// Ordinary calls must get the same bytes back, and every unusual request must reach tonic and get tonic's answer.
+#[tokio::test]
+async fn fast_path_answers_plain_calls_and_hands_everything_else_to_tonic() {
+    use prost::Message;
+    let srv = server(&["t1/ns1/kv/k"]).await;
+    let addr = srv.grpc_url().trim_start_matches("http://").to_string();
+    let set = |key: &str, value: &str| pb::SetRequest {
+        resource_path: path("t1/ns1/kv/k"),
+        key: key.into(),
+        value: value.as_bytes().to_vec().into(),
+        ttl_seconds: 0,
+    };
+    const SET: &str = "/flowmesh.v1.KVService/Set";
+
+    // A plain call: one message, answered with the message frame and grpc-status 0.
+    let a = raw_grpc(&addr, SET, Some(TOKEN), &[], &[&framed(&set("plain", "1"))]).await;
+    assert_eq!((a.status.as_str(), a.message.as_str()), ("0", ""));
+    let reply = pb::SetResponse::decode(&a.body[5..]).unwrap();
+    assert_eq!(reply.status.unwrap().message, "key-value pair set successfully");
+
+    // The same message split over three DATA frames, the prefix itself cut in two.
+    let whole = framed(&set("split", "2"));
+    let a = raw_grpc(&addr, SET, Some(TOKEN), &[], &[&whole[..3], &whole[3..9], &whole[9..]]).await;
+    assert_eq!(a.status, "0", "{}", a.message);
+
+    // No credentials: refused before the body is looked at.
+    let a = raw_grpc(&addr, SET, None, &[], &[&framed(&set("anon", "x"))]).await;
+    assert_eq!((a.status.as_str(), a.message.as_str()), ("16", "authentication required"));
+
+    // Validation runs in the same handler: an empty key is the contract's INVALID_ARGUMENT.
+    let a = raw_grpc(&addr, SET, Some(TOKEN), &[], &[&framed(&set("", "x"))]).await;
+    assert_eq!((a.status.as_str(), a.message.as_str()), ("3", "key cannot be empty"));
+
+    // Everything below goes to tonic, which answers in its own words.
+    let a = raw_grpc(&addr, SET, Some(TOKEN), &[], &[]).await;
+    assert_eq!((a.status.as_str(), a.message.as_str()), ("13", "Missing request message."));
+    let mut compressed = framed(&set("flag", "x"));
+    compressed[0] = 1;
+    let a = raw_grpc(&addr, SET, Some(TOKEN), &[], &[&compressed]).await;
+    assert_eq!(a.status, "13");
+    assert!(a.message.contains("compressed-flag but no grpc-encoding"), "{}", a.message);
+    let a = raw_grpc(&addr, SET, Some(TOKEN), &[("grpc-encoding", "gzip")], &[&compressed]).await;
+    assert_eq!(a.status, "12", "{}", a.message);
+    let mut oversized = vec![0u8];
+    oversized.extend_from_slice(&(17u32 << 20).to_be_bytes());
+    oversized.extend_from_slice(b"only a few bytes follow");
+    let a = raw_grpc(&addr, SET, Some(TOKEN), &[], &[&oversized]).await;
+    assert_eq!(a.status, "11", "{}", a.message);
+    assert!(a.message.contains("too large"), "{}", a.message);
+    let a = raw_grpc(&addr, SET, Some(TOKEN), &[], &[&[0, 0, 0, 0, 6, 0xff, 0xff, 0xff, 0xff, 0x0f, 0x12]]).await;
+    assert_eq!(a.status, "13", "{}", a.message);
+    assert!(a.message.contains("decode"), "{}", a.message);
+    let truncated = framed(&set("truncated", "x"));
+    let a = raw_grpc(&addr, SET, Some(TOKEN), &[], &[&truncated[..truncated.len() - 2]]).await;
+    assert_ne!(a.status, "0", "a truncated message must not be applied");
+    // Two messages in a unary body: tonic takes the first.
+    let two = [framed(&set("two", "first")), framed(&set("two", "second"))].concat();
+    let a = raw_grpc(&addr, SET, Some(TOKEN), &[], &[&two]).await;
+    assert_eq!(a.status, "0", "{}", a.message);
+
+    // What those calls left behind, read through the ordinary client.
+    let mut kv = KvServiceClient::new(srv.channel().await);
+    let keys = kv
+        .list_keys(authed(pb::ListKeysRequest { resource_path: path("t1/ns1/kv/k"), prefix: String::new() }, TOKEN))
+        .await
+        .unwrap()
+        .into_inner()
+        .keys;
+    assert_eq!(keys, vec!["plain".to_string(), "split".to_string(), "two".to_string()]);
+    let two = kv.get(authed(pb::GetRequest { resource_path: path("t1/ns1/kv/k"), key: "two".into() }, TOKEN)).await;
+    assert_eq!(&two.unwrap().into_inner().value[..], b"first");
+    srv.shutdown().await.unwrap();
+}

@@ -1,6 +1,7 @@
 //! The gRPC listener: every gRPC service Herald offers, on one port.
 
 pub mod ensync;
+mod fast;
 pub mod flowmesh;
 pub mod status;
 
@@ -31,6 +32,24 @@ impl tonic::service::Interceptor for AuthInterceptor {
     }
 }
 
+/// The gRPC listener's service: the fast path for the hottest unary RPCs in front of tonic's router for all.
+pub fn service(state: &AppState, max_message_bytes: usize) -> fast::FastPath<Routes> {
+    let ctx = flowmesh::Ctx { state: state.clone() };
+    let handlers = fast::Handlers {
+        kv: flowmesh::KvSvc(ctx.clone()),
+        queue: flowmesh::QueueSvc(ctx.clone()),
+        stream: flowmesh::StreamSvc(ctx),
+        events: ensync_svc(state),
+        auth: state.auth.clone(),
+        max_message_bytes,
+    };
+    fast::FastPath::new(routes(state, max_message_bytes), handlers)
+}
+
+fn ensync_svc(state: &AppState) -> ensync::EnSyncSvc {
+    ensync::EnSyncSvc { events: Arc::clone(&state.engine.events), shutdown: state.shutdown.clone() }
+}
+
 /// The routes of the gRPC listener.
 pub fn routes(state: &AppState, max_message_bytes: usize) -> Routes {
     let ctx = flowmesh::Ctx { state: state.clone() };
@@ -52,7 +71,6 @@ pub fn routes(state: &AppState, max_message_bytes: usize) -> Routes {
     ));
     routes = routes.add_service(InterceptedService::new(limits!(KvServiceServer::new(flowmesh::KvSvc(ctx))), auth));
     // EnSync authenticates with the access key in `Connect` and the session id afterwards, not with metadata.
-    let ensync = ensync::EnSyncSvc { events: Arc::clone(&state.engine.events), shutdown: state.shutdown.clone() };
-    routes = routes.add_service(limits!(EnSyncServiceServer::new(ensync)));
+    routes = routes.add_service(limits!(EnSyncServiceServer::new(ensync_svc(state))));
     routes
 }
