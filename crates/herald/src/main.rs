@@ -2,6 +2,7 @@
 //! Everything worth testing lives in the library crates.
 
 mod bench;
+mod client;
 mod eventsbench;
 mod identity;
 mod natsbench;
@@ -41,6 +42,24 @@ enum Command {
     /// Identities for addressed events (EnSync): `herald identity create --name orders`.
     #[command(subcommand)]
     Identity(identity::IdentityCommand),
+    /// Streams over gRPC: write (also bulk import from a file), read, tail.
+    #[command(subcommand)]
+    Stream(client::stream::StreamCommand),
+    /// Queues over gRPC: enqueue, stats, dead-letter queue.
+    #[command(subcommand)]
+    Queue(client::queue::QueueCommand),
+    /// KV stores over gRPC: get, set, delete, list.
+    #[command(subcommand)]
+    Kv(client::kv::KvCommand),
+    /// Publish a message over the NATS protocol.
+    Pub(client::nats::PubArgs),
+    /// Subscribe over the NATS protocol and print messages.
+    Sub(client::nats::SubArgs),
+    /// Send a NATS request and print the reply.
+    Request(client::nats::RequestArgs),
+    /// The realtime relay over HTTP.
+    #[command(subcommand)]
+    Relay(client::relay::RelayCommand),
 }
 
 fn main() -> std::process::ExitCode {
@@ -52,6 +71,13 @@ fn main() -> std::process::ExitCode {
         Command::RelayBench(args) => relaybench::main(args),
         Command::EventsBench(args) => eventsbench::main(args),
         Command::Identity(cmd) => identity::main(cmd),
+        Command::Stream(cmd) => client::stream::main(cmd),
+        Command::Queue(cmd) => client::queue::main(cmd),
+        Command::Kv(cmd) => client::kv::main(cmd),
+        Command::Pub(args) => client::nats::publish(args),
+        Command::Sub(args) => client::nats::subscribe(args),
+        Command::Request(args) => client::nats::request(args),
+        Command::Relay(cmd) => client::relay::main(cmd),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
