@@ -126,7 +126,8 @@ pub trait StreamTail: Send {
 
 #[async_trait]
 pub trait Streams: Send + Sync {
-    /// Appends all events or none; returns one offset per event, in order.
+    /// Appends all events or none; returns one offset per event, in order. With a schema attached to the stream,
+    /// every payload must validate first (INVALID_ARGUMENT otherwise) and each message records the schema version.
     async fn append(&self, stream: &ResourcePath, events: Vec<EventIn>) -> Result<Vec<i64>>;
     /// Messages with offset >= `offset`, ascending. `max_messages` is clamped as the contract says (≤0 → 100, >1000 → 1000).
     async fn read(
@@ -212,7 +213,7 @@ pub struct ReceiveOptions {
 
 #[async_trait]
 pub trait Queues: Send + Sync {
-    /// Returns `(job_id, seq)`.
+    /// Returns `(job_id, seq)`. With a schema attached to the queue, the payload must validate against it.
     async fn enqueue(
         &self,
         queue: &ResourcePath,

@@ -1,12 +1,12 @@
 //! Herald's engine: all state and all semantics.
 //!
-//! Front-ends call the service traits in [`api`] — [`Streams`], [`Queues`], [`Kv`], [`Resources`] — and
-//! [`relay::api::Relay`], and never touch a store. Subject pub/sub, which stores nothing, is the in-memory
+//! Front-ends call the service traits in [`api`] — [`Streams`], [`Queues`], [`Kv`], [`Resources`] — the schema
+//! registry [`Schemas`] and [`relay::api::Relay`], and never touch a store. Subject pub/sub, which stores nothing, is the in-memory
 //! [`pubsub::Router`]. This crate ships the embedded backend, which needs nothing installed:
 //! - append-only data (stream records, relay topic history) in `herald-log` segments under `<data>/streams/` and
 //!   `<data>/relay/`;
-//! - keyed, mutable state (resources, consumer offsets, KV entries, queue jobs and counters, relay users, topics and
-//!   tokens) in one fjall database under `<data>/state/`, changed only through atomic write batches.
+//! - keyed, mutable state (resources, schemas, consumer offsets, KV entries, queue jobs and counters, relay users,
+//!   topics and tokens) in one fjall database under `<data>/state/`, changed only through atomic write batches.
 //!
 //! Time comes from an injected [`Clock`]; the fsync policy ([`FsyncPolicy`]) decides when a write is acknowledged.
 
@@ -19,6 +19,7 @@ pub mod pubsub;
 mod queues;
 pub mod relay;
 mod resources;
+pub mod schemas;
 mod store;
 mod streams;
 mod timefmt;
@@ -28,6 +29,7 @@ pub use durability::FsyncPolicy;
 pub use events::EventsOptions;
 pub use queues::MAX_LONG_POLL;
 pub use relay::RelayOptions;
+pub use schemas::{Schema, Schemas};
 
 use herald_types::{Clock, HeraldError, Result};
 use std::path::PathBuf;
@@ -79,6 +81,8 @@ pub struct Engine {
     pub streams: Arc<dyn Streams>,
     pub queues: Arc<dyn Queues>,
     pub kv: Arc<dyn Kv>,
+    /// The schema registry; writes to a stream or queue with an attached schema are validated against it.
+    pub schemas: Arc<dyn Schemas>,
     /// Subject pub/sub (in memory; nothing is stored).
     pub pubsub: Arc<pubsub::Router>,
     /// Relay topics, users and tokens (Pulsar Relay). Its live fan-out uses a router of its own, not `pubsub`.
@@ -115,16 +119,23 @@ impl Engine {
             let created = registry.load_provisioning_file(file)?;
             tracing::info!(file = %file.display(), created, "applied provisioning file");
         }
+        let schemas =
+            Arc::new(schemas::SchemaRegistry::open(Arc::clone(&store), Arc::clone(&clock), Arc::clone(&registry))?);
         let streams = Arc::new(streams::EmbeddedStreams::open(
             Arc::clone(&registry),
+            Arc::clone(&schemas),
             Arc::clone(&store),
             Arc::clone(&clock),
             streams_dir,
             config.fsync,
             config.segment_max_bytes,
         )?);
-        let queues =
-            Arc::new(queues::EmbeddedQueues::open(Arc::clone(&registry), Arc::clone(&store), Arc::clone(&clock))?);
+        let queues = Arc::new(queues::EmbeddedQueues::open(
+            Arc::clone(&registry),
+            Arc::clone(&schemas),
+            Arc::clone(&store),
+            Arc::clone(&clock),
+        )?);
         let kv = Arc::new(kv::EmbeddedKv::open(Arc::clone(&registry), Arc::clone(&store), Arc::clone(&clock))?);
         let events = Arc::new(events::EmbeddedEvents::open(
             Arc::clone(&store),
@@ -147,6 +158,7 @@ impl Engine {
             streams: streams.clone(),
             queues: queues.clone(),
             kv: kv.clone(),
+            schemas,
             pubsub: Arc::new(pubsub::Router::new()),
             relay: relay.clone(),
             events: events.clone(),

@@ -3,12 +3,14 @@
 //! Each stream's partition 0 is one `herald-log` directory (`<data>/streams/<rid>/p0`). FlowMesh writes everything to
 //! partition 0; other partition numbers are accepted and behave as empty partitions. Committed offsets live in fjall.
 //! Live subscribers wait on a `watch` channel that carries the log's next offset, so a write wakes them at once
-//! (FlowMesh polls every 100 ms).
+//! (FlowMesh polls every 100 ms). A stream with an attached schema (`schemas.rs`) has every payload of a write
+//! validated before anything is appended.
 
 use crate::api::{ConsumerGroupState, EventIn, StreamMessage, StreamTail, Streams};
 use crate::codec::{decode_message, encode_message_header};
 use crate::durability::FsyncPolicy;
 use crate::resources::{Registry, Resource};
+use crate::schemas::SchemaRegistry;
 use crate::store::{SharedStore, fjall_err, key2, read_i64};
 use async_trait::async_trait;
 use herald_log::{Log, LogOptions, NewRecord, Retention};
@@ -33,6 +35,7 @@ pub(crate) struct StreamState {
 
 pub(crate) struct EmbeddedStreams {
     registry: Arc<Registry>,
+    schemas: Arc<SchemaRegistry>,
     store: SharedStore,
     clock: Arc<dyn Clock>,
     dir: PathBuf,
@@ -59,6 +62,7 @@ fn retention_of(res: &Resource) -> Retention {
 impl EmbeddedStreams {
     pub fn open(
         registry: Arc<Registry>,
+        schemas: Arc<SchemaRegistry>,
         store: SharedStore,
         clock: Arc<dyn Clock>,
         dir: PathBuf,
@@ -67,6 +71,7 @@ impl EmbeddedStreams {
     ) -> Result<Self> {
         let s = EmbeddedStreams {
             registry,
+            schemas,
             store,
             clock,
             dir,
@@ -153,6 +158,25 @@ impl EmbeddedStreams {
         recs.into_iter().map(|r| Self::decode(state, r)).collect()
     }
 
+    /// Validates every event against the stream's attached schema, if it has one, before anything is written
+    /// (a failure rejects the whole request, D13/D17). Returns the schema version to record in each message (0: none).
+    fn validate(&self, res: &Resource, events: &[EventIn]) -> Result<i32> {
+        let attached = self.schemas.attached(res).map_err(|e| HeraldError {
+            message: format!("failed to write to stream {}: {}", res.path, e.message),
+            ..e
+        })?;
+        let Some(attached) = attached else { return Ok(0) };
+        for (i, e) in events.iter().enumerate() {
+            attached.check(&e.payload).map_err(|detail| {
+                HeraldError::invalid(format!(
+                    "failed to write to stream {}: event {i} validation failed: {detail}",
+                    res.path
+                ))
+            })?;
+        }
+        Ok(attached.version)
+    }
+
     fn latest(state: &StreamState) -> i64 {
         state.log.next_offset() as i64 - 1
     }
@@ -193,10 +217,13 @@ impl Streams for EmbeddedStreams {
             return Err(HeraldError::invalid(format!("event {i}: payload cannot be empty")));
         }
         let res = self.registry.require_or_create(stream)?;
+        let schema_version = self.validate(&res, &events)?;
         let state = self.state(&res)?;
         let now = self.clock.now_ns();
-        let heads: Vec<Vec<u8>> =
-            events.iter().map(|e| encode_message_header(&herald_types::id::new_id_bytes(), 0, &e.headers)).collect();
+        let heads: Vec<Vec<u8>> = events
+            .iter()
+            .map(|e| encode_message_header(&herald_types::id::new_id_bytes(), schema_version, &e.headers))
+            .collect();
         let records: Vec<NewRecord<'_>> = heads
             .iter()
             .zip(&events)

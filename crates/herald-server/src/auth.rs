@@ -207,6 +207,33 @@ impl Principal {
         }
         Ok(())
     }
+
+    /// Checks only the tenant scope, for tenant-wide calls (the schema registry): any valid token may make them,
+    /// but not for a tenant it is not scoped to. The denial has the §4.1 form, with `*` for the namespace because
+    /// schemas belong to the whole tenant: `forbidden: schema.write on t2/*: tenant not allowed`.
+    pub fn authorize_tenant(&self, action: TenantAction, tenant: &str) -> Result<()> {
+        if self.0.tenants.iter().any(|t| t == "*" || t == tenant) {
+            return Ok(());
+        }
+        Err(HeraldError::permission_denied(format!("forbidden: {} on {tenant}/*: tenant not allowed", action.as_str())))
+    }
+}
+
+/// What a schema-registry call does, for [`Principal::authorize_tenant`]. FlowMesh's permission set has no schema
+/// permissions (§4.1), so these name the action in a denial and are never looked up in a token's permission list.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TenantAction {
+    SchemaRead,
+    SchemaWrite,
+}
+
+impl TenantAction {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TenantAction::SchemaRead => "schema.read",
+            TenantAction::SchemaWrite => "schema.write",
+        }
+    }
 }
 
 /// Decides who a request comes from.
@@ -315,5 +342,16 @@ mod tests {
         );
         let unscoped = auth().authenticate(Some(b"Bearer test-token")).unwrap();
         assert!(unscoped.authorize(Permission::KvWrite, &other).is_ok());
+    }
+
+    #[test]
+    fn tenant_wide_calls_check_the_tenant_only() {
+        // Scoped to namespace ns1 and stream.read only, but tenant t1 is enough for the schema registry.
+        let p = auth().authenticate(Some(b"Bearer scoped")).unwrap();
+        assert!(p.authorize_tenant(TenantAction::SchemaWrite, "t1").is_ok());
+        let e = p.authorize_tenant(TenantAction::SchemaRead, "t2").unwrap_err();
+        assert_eq!(e.code, herald_types::ErrorCode::PermissionDenied);
+        assert_eq!(e.message, "forbidden: schema.read on t2/*: tenant not allowed");
+        assert!(Principal::anonymous().authorize_tenant(TenantAction::SchemaWrite, "any").is_ok());
     }
 }

@@ -15,6 +15,7 @@ mod state;
 use crate::api::{Headers, Job, QueueStats, Queues, ReceiveOptions, RetryPolicy};
 use crate::codec::{Reader, VERSION, put_headers};
 use crate::resources::{Registry, Resource};
+use crate::schemas::SchemaRegistry;
 use crate::store::{SharedStore, fjall_err, key2};
 use crate::streams::hex_id;
 use crate::timefmt::rfc3339_seconds;
@@ -45,6 +46,7 @@ pub(crate) struct QueueHandle {
 
 pub(crate) struct EmbeddedQueues {
     registry: Arc<Registry>,
+    schemas: Arc<SchemaRegistry>,
     store: SharedStore,
     clock: Arc<dyn Clock>,
     queues: RwLock<HashMap<u64, Arc<QueueHandle>>>,
@@ -77,9 +79,20 @@ enum Failure {
 }
 
 impl EmbeddedQueues {
-    pub fn open(registry: Arc<Registry>, store: SharedStore, clock: Arc<dyn Clock>) -> Result<Self> {
-        let q =
-            EmbeddedQueues { registry, store, clock, queues: RwLock::new(HashMap::new()), load_lock: Mutex::new(()) };
+    pub fn open(
+        registry: Arc<Registry>,
+        schemas: Arc<SchemaRegistry>,
+        store: SharedStore,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Self> {
+        let q = EmbeddedQueues {
+            registry,
+            schemas,
+            store,
+            clock,
+            queues: RwLock::new(HashMap::new()),
+            load_lock: Mutex::new(()),
+        };
         for res in q.registry.all(ResourceKind::Queue) {
             q.handle(&res)?;
         }
@@ -312,6 +325,22 @@ impl EmbeddedQueues {
         Ok(total)
     }
 
+    /// Validates an enqueued payload against the queue's attached schema, if it has one (D13: INVALID_ARGUMENT).
+    /// DLQ moves and replays are not validated: their payloads were accepted by an earlier enqueue.
+    fn validate(&self, res: &Resource, payload: &[u8]) -> Result<()> {
+        let context = || format!("failed to enqueue job to queue {}", res.path);
+        let attached = self
+            .schemas
+            .attached(res)
+            .map_err(|e| HeraldError { message: format!("{}: {}", context(), e.message), ..e })?;
+        if let Some(attached) = attached {
+            attached.check(payload).map_err(|detail| {
+                HeraldError::invalid(format!("{}: payload validation failed: {detail}", context()))
+            })?;
+        }
+        Ok(())
+    }
+
     /// One non-waiting attempt to reserve jobs.
     fn try_take(
         &self,
@@ -357,6 +386,7 @@ impl Queues for EmbeddedQueues {
             return Err(HeraldError::invalid("delay_seconds cannot be negative"));
         }
         let res = self.registry.require_or_create(queue)?;
+        self.validate(&res, &payload)?;
         let h = self.handle(&res)?;
         let (id, seq, ticket) = {
             let mut st = h.state.lock();

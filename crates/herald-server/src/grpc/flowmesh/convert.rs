@@ -1,6 +1,6 @@
 //! Engine types ↔ flowmesh.v1 wire types.
 
-use herald_engine::{ConsumerGroupState, Headers, Job, QueueStats, RetryPolicy, StreamMessage};
+use herald_engine::{ConsumerGroupState, Headers, Job, QueueStats, RetryPolicy, Schema, StreamMessage};
 use herald_proto::flowmesh::v1 as pb;
 use std::collections::HashMap;
 
@@ -78,5 +78,15 @@ pub fn policy_in(p: pb::RetryPolicy) -> RetryPolicy {
         max_backoff_seconds: p.max_backoff_seconds,
         backoff_multiplier: p.backoff_multiplier,
         backoff_strategy: p.backoff_strategy,
+    }
+}
+
+pub fn schema(s: Schema) -> pb::Schema {
+    pb::Schema {
+        id: s.id,
+        r#type: s.schema_type,
+        version: s.version,
+        definition: s.definition,
+        created_at: s.created_at,
     }
 }

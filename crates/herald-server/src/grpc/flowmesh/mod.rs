@@ -8,11 +8,13 @@ mod convert;
 mod health;
 mod kv;
 mod queues;
+mod schemas;
 mod streams;
 
 pub use health::HealthSvc;
 pub use kv::KvSvc;
 pub use queues::QueueSvc;
+pub use schemas::SchemaSvc;
 pub use streams::StreamSvc;
 
 use crate::auth::{Permission, Principal};
