@@ -13,6 +13,7 @@ mod streams;
 pub use health::HealthSvc;
 pub use kv::KvSvc;
 pub use queues::QueueSvc;
+pub(crate) use queues::{long_poll, receive_until_shutdown};
 pub use streams::StreamSvc;
 
 use crate::auth::{Permission, Principal};
