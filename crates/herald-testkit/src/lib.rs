@@ -126,6 +126,11 @@ impl TestServer {
         format!("http://{}", self.running().admin_addr)
     }
 
+    /// The admin HTTP listener's address (health, readiness, the FlowMesh REST API).
+    pub fn admin_addr(&self) -> std::net::SocketAddr {
+        self.running().admin_addr
+    }
+
     /// The NATS listener's `host:port`.
     pub fn nats_addr(&self) -> std::net::SocketAddr {
         self.running().nats_addr.expect("the NATS listener is on")

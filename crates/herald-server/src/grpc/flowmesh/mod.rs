@@ -14,6 +14,7 @@ mod streams;
 pub use health::HealthSvc;
 pub use kv::KvSvc;
 pub use queues::QueueSvc;
+pub(crate) use queues::{long_poll, receive_until_shutdown};
 pub use schemas::SchemaSvc;
 pub use streams::StreamSvc;
 

@@ -3,9 +3,10 @@
 use super::{Ctx, authorize, convert, no_fields, ok, parse_path, principal, required_path, resolve};
 use crate::auth::Permission;
 use crate::grpc::status::to_status;
+use crate::state::AppState;
 use herald_engine::{Job, MAX_LONG_POLL, ReceiveOptions};
 use herald_proto::flowmesh::v1 as pb;
-use herald_types::{ResourceKind, ResourcePath};
+use herald_types::{HeraldError, ResourceKind, ResourcePath};
 use pb::queue_service_server::QueueService;
 use std::time::Duration;
 use tonic::{Request, Response, Status};
@@ -14,8 +15,23 @@ const QUEUE: Option<ResourceKind> = Some(ResourceKind::Queue);
 
 pub struct QueueSvc(pub(crate) Ctx);
 
-fn long_poll(secs: i64) -> Duration {
+/// A wire long-poll in whole seconds: ≤ 0 means no wait, more than 20 s is silently capped (§3.4). Shared with the
+/// HTTP routes, which take the same seconds from a query parameter or a body.
+pub(crate) fn long_poll(secs: i64) -> Duration {
     if secs <= 0 { Duration::ZERO } else { Duration::from_secs(secs as u64).min(MAX_LONG_POLL) }
+}
+
+/// A receive that also ends (with no jobs) when the server begins to shut down, so long polls never hold up a
+/// graceful stop. Every front-end that reserves or receives goes through here.
+pub(crate) async fn receive_until_shutdown(
+    state: &AppState,
+    path: &ResourcePath,
+    options: ReceiveOptions,
+) -> Result<Vec<Job>, HeraldError> {
+    tokio::select! {
+        r = state.engine.queues.receive(path, options) => r,
+        _ = state.shutdown.cancelled() => Ok(Vec::new()),
+    }
 }
 
 fn job_id(id: &str) -> Result<(), Status> {
@@ -26,14 +42,8 @@ fn job_id(id: &str) -> Result<(), Status> {
 }
 
 impl QueueSvc {
-    /// A receive that also ends (with no jobs) when the server begins to shut down, so long polls never hold up a
-    /// graceful stop.
     async fn receive(&self, path: &ResourcePath, options: ReceiveOptions) -> Result<Vec<Job>, Status> {
-        let shutdown = self.0.state.shutdown.clone();
-        tokio::select! {
-            r = self.0.engine().queues.receive(path, options) => r.map_err(to_status),
-            _ = shutdown.cancelled() => Ok(Vec::new()),
-        }
+        receive_until_shutdown(&self.0.state, path, options).await.map_err(to_status)
     }
 }
 

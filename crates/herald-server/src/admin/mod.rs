@@ -1,0 +1,65 @@
+//! The admin HTTP listener (default 127.0.0.1:8090): FlowMesh's `/health` and `/ready` and its REST API for
+//! streams, queues and KV (compat/flowmesh.md §5), unauthenticated as in FlowMesh (§4.2).
+//!
+//! Each area is a module with its own `routes()`, merged here; a route is an exact segment pattern (D16), never a
+//! substring test. The routes only read the request's shape (`request`), make one engine call and write the answer
+//! (`json`); errors go through the one code → status mapping in `errors`. Unknown paths, and known paths with a
+//! method they do not serve, answer 404 (FlowMesh never answers 405): JSON under `/api/`, Go's plain text elsewhere.
+
+mod duration;
+mod errors;
+mod health;
+mod json;
+mod kv;
+mod queues;
+mod request;
+mod streams;
+
+use crate::state::AppState;
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::http::{StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use errors::ApiError;
+use herald_types::{HeraldError, ResourceKind};
+use request::Target;
+use serde_json::Value;
+
+/// Request bodies above this are refused with 413. FlowMesh sets no limit; this leaves room for a base64-encoded
+/// batch as large as the gRPC listener's 4 MiB messages, several times over.
+const MAX_BODY_BYTES: usize = 32 << 20;
+
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .merge(health::routes())
+        .merge(streams::routes())
+        .merge(queues::routes())
+        .merge(kv::routes())
+        // Merge further areas (schemas, replay, /ws, /metrics) above this line: the 404-for-any-method rule below
+        // applies to the routes registered before it.
+        .method_not_allowed_fallback(not_found)
+        .fallback(not_found)
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .with_state(state)
+}
+
+async fn not_found(uri: Uri) -> Response {
+    if uri.path().starts_with("/api/") {
+        ApiError(HeraldError::not_found("404 page not found")).into_response()
+    } else {
+        (StatusCode::NOT_FOUND, "404 page not found\n").into_response()
+    }
+}
+
+/// The resources of one kind for the list routes, sorted by path (D15), with `?tenant=` and `?namespace=` as exact
+/// filters.
+async fn resource_list(state: &AppState, kind: ResourceKind, t: &Target) -> Result<Value, ApiError> {
+    let tenant = t.query("tenant");
+    let namespace = t.query("namespace");
+    let list = state.engine.resources.list(Some(kind)).await?;
+    let list = list
+        .into_iter()
+        .filter(|c| tenant.is_none_or(|x| c.tenant == x) && namespace.is_none_or(|x| c.namespace == x))
+        .collect();
+    Ok(json::resources(list))
+}

@@ -1,0 +1,155 @@
+//! The nine stream routes under `/api/v1/streams` (compat/flowmesh.md §5.3), over the engine's `Streams`.
+
+use super::errors::ApiError;
+use super::json::{self, ok};
+use super::request::{Body, HeadersField, Target, bytes_field, headers_field};
+use super::resource_list;
+use crate::state::AppState;
+use axum::Router;
+use axum::extract::State;
+use axum::response::Response;
+use axum::routing::{get, post};
+use herald_engine::EventIn;
+use herald_types::ResourceKind;
+use herald_types::resource::check_consumer_group;
+use serde::Deserialize;
+use serde_json::json;
+
+const STREAM: ResourceKind = ResourceKind::Stream;
+const BASE: &str = "/api/v1/streams/{tenant}/{namespace}/{name}";
+
+pub fn routes() -> Router<AppState> {
+    let at = |suffix: &str| format!("{BASE}{suffix}");
+    Router::new()
+        .route("/api/v1/streams", get(list))
+        .route("/api/v1/streams/", get(list))
+        .route(&at("/events"), post(write_events))
+        .route(&at("/messages"), get(read_messages))
+        .route(&at("/offsets/latest"), get(latest_offset))
+        .route(&at("/stats"), get(stats))
+        .route(&at("/consumer-groups"), get(groups))
+        .route(&at("/consumer-groups/{group}/offsets"), post(commit_offset).get(committed_offset))
+        .route(&at("/consumer-groups/{group}/state"), get(group_state))
+}
+
+type Answer = Result<Response, ApiError>;
+
+async fn list(State(s): State<AppState>, t: Target) -> Answer {
+    let streams = resource_list(&s, STREAM, &t).await?;
+    Ok(ok(json!({"status": "success", "message": "streams retrieved successfully", "streams": streams})))
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct WriteBody {
+    events: Option<Vec<EventBody>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct EventBody {
+    payload: Option<String>,
+    headers: HeadersField,
+}
+
+async fn write_events(State(s): State<AppState>, t: Target, body: Body) -> Answer {
+    let path = t.resource(STREAM)?;
+    let req: WriteBody = body.required()?;
+    let events = req.events.unwrap_or_default();
+    if events.is_empty() {
+        return Err(ApiError::invalid("at least one event is required"));
+    }
+    let mut decoded = Vec::with_capacity(events.len());
+    for e in events {
+        decoded.push(EventIn { payload: bytes_field(e.payload)?, headers: headers_field(e.headers) });
+    }
+    if let Some(i) = decoded.iter().position(|e| e.payload.is_empty()) {
+        return Err(ApiError::invalid(format!("event {i}: payload cannot be empty")));
+    }
+    let offsets = s.engine.streams.append(&path, decoded).await?;
+    Ok(ok(json!({"status": "success", "message": "events written successfully", "offsets": offsets})))
+}
+
+async fn read_messages(State(s): State<AppState>, t: Target) -> Answer {
+    let path = t.resource(STREAM)?;
+    let partition = t.partition()?;
+    let offset = match t.int("offset") {
+        None => return Err(ApiError::invalid("offset parameter is required")),
+        Some(Ok(o)) if o >= 0 => o,
+        Some(_) => return Err(ApiError::invalid("invalid offset parameter")),
+    };
+    let max_messages = match t.int("max_messages") {
+        None => 100,
+        Some(Ok(m)) if m > 0 => m.min(1000) as i32,
+        Some(_) => return Err(ApiError::invalid("invalid max_messages parameter")),
+    };
+    let messages = s.engine.streams.read(&path, partition, offset, max_messages).await?;
+    let messages: Vec<_> = messages.into_iter().map(json::message).collect();
+    Ok(ok(json!({"status": "success", "message": "messages read successfully", "messages": messages})))
+}
+
+async fn latest_offset(State(s): State<AppState>, t: Target) -> Answer {
+    let path = t.resource(STREAM)?;
+    let offset = s.engine.streams.latest_offset(&path, t.partition()?).await?;
+    Ok(ok(json!({"status": "success", "message": "latest offset retrieved successfully", "offset": offset})))
+}
+
+async fn stats(State(s): State<AppState>, t: Target) -> Answer {
+    let path = t.resource(STREAM)?;
+    let latest = s.engine.streams.latest_offset(&path, t.partition()?).await?;
+    Ok(ok(json!({
+        "status": "success",
+        "message": "stream statistics retrieved successfully",
+        "stats": {"latest_offset": latest},
+    })))
+}
+
+async fn groups(State(s): State<AppState>, t: Target) -> Answer {
+    let path = t.resource(STREAM)?;
+    let groups: Vec<_> = s.engine.streams.list_groups(&path).await?.into_iter().map(json::group_entry).collect();
+    Ok(ok(json!({
+        "status": "success",
+        "message": "consumer groups retrieved successfully",
+        "consumer_groups": groups,
+    })))
+}
+
+/// The `{group}` segment, with the same rules as gRPC's `consumer_group` (non-empty, no `/`: D22).
+fn group(t: &Target) -> Result<&str, ApiError> {
+    let g = t.segment("group");
+    check_consumer_group(g)?;
+    Ok(g)
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct CommitBody {
+    offset: i64,
+}
+
+async fn commit_offset(State(s): State<AppState>, t: Target, body: Body) -> Answer {
+    let path = t.resource(STREAM)?;
+    let group = group(&t)?;
+    let partition = t.partition()?;
+    let req: CommitBody = body.required()?;
+    s.engine.streams.commit_offset(&path, group, partition, req.offset).await?;
+    Ok(ok(json!({"status": "success", "message": "offset committed successfully"})))
+}
+
+async fn committed_offset(State(s): State<AppState>, t: Target) -> Answer {
+    let path = t.resource(STREAM)?;
+    let group = group(&t)?;
+    let offset = s.engine.streams.committed_offset(&path, group, t.partition()?).await?;
+    Ok(ok(json!({"status": "success", "message": "offset retrieved successfully", "offset": offset})))
+}
+
+async fn group_state(State(s): State<AppState>, t: Target) -> Answer {
+    let path = t.resource(STREAM)?;
+    let group = group(&t)?;
+    let state = s.engine.streams.group_state(&path, group, t.partition()?).await?;
+    Ok(ok(json!({
+        "status": "success",
+        "message": "consumer group state retrieved successfully",
+        "state": json::group_state(state),
+    })))
+}
