@@ -18,6 +18,7 @@ pub mod grpc;
 pub mod nats;
 pub mod relay;
 pub mod state;
+mod ui;
 
 use anyhow::Context;
 use auth::{Authenticator, TokenConfig};

@@ -1,5 +1,6 @@
 //! The admin HTTP listener (default 127.0.0.1:8090): FlowMesh's `/health` and `/ready` and its REST API for
-//! streams, queues and KV (compat/flowmesh.md §5), unauthenticated as in FlowMesh (§4.2).
+//! streams, queues and KV (compat/flowmesh.md §5), and the web dashboard at `/ui` (`crate::ui`), unauthenticated as
+//! in FlowMesh (§4.2).
 //!
 //! Each area is a module with its own `routes()`, merged here; a route is an exact segment pattern (D16), never a
 //! substring test. The routes only read the request's shape (`request`), make one engine call and write the answer
@@ -35,6 +36,7 @@ pub fn router(state: AppState) -> Router {
         .merge(streams::routes())
         .merge(queues::routes())
         .merge(kv::routes())
+        .merge(crate::ui::router())
         // Merge further areas (schemas, replay, /ws, /metrics) above this line: the 404-for-any-method rule below
         // applies to the routes registered before it.
         .method_not_allowed_fallback(not_found)
