@@ -29,6 +29,8 @@ pub(crate) struct Store {
     pub job_state: Keyspace,
     /// rid → queue counters (next_seq, completed, failed).
     pub queue_meta: Keyspace,
+    /// session id (16 bytes) → `1` · JSON replay session record. Layout in `replay::record`.
+    pub replay_sessions: Keyspace,
     /// Relay keyspaces (`relay_*`): layouts in `relay::records`.
     pub relay: RelayKeyspaces,
     /// Addressed-event keyspaces (`event_*`): layouts in `events::records`.
@@ -80,6 +82,7 @@ impl Store {
             job_body: ks("job_body")?,
             job_state: ks("job_state")?,
             queue_meta: ks("queue_meta")?,
+            replay_sessions: ks("replay_sessions")?,
             relay: RelayKeyspaces {
                 users: ks("relay_users")?,
                 usernames: ks("relay_usernames")?,

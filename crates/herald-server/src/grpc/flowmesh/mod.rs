@@ -8,11 +8,13 @@ mod convert;
 mod health;
 mod kv;
 mod queues;
+mod replay;
 mod streams;
 
 pub use health::HealthSvc;
 pub use kv::KvSvc;
 pub use queues::QueueSvc;
+pub use replay::ReplaySvc;
 pub use streams::StreamSvc;
 
 use crate::auth::{Permission, Principal};
