@@ -139,6 +139,9 @@ pub trait Streams: Send + Sync {
     ) -> Result<Vec<StreamMessage>>;
     /// Offset of the last message, -1 if empty.
     async fn latest_offset(&self, stream: &ResourcePath, partition: i32) -> Result<i64>;
+    /// Offset of the first stored message whose `created_at` is at or after `timestamp` (Unix ns), `None` when no
+    /// stored message is that recent. Replay sessions turn a timestamp bound into an offset with it.
+    async fn offset_for_timestamp(&self, stream: &ResourcePath, partition: i32, timestamp: i64) -> Result<Option<i64>>;
     async fn commit_offset(&self, stream: &ResourcePath, group: &str, partition: i32, offset: i64) -> Result<()>;
     /// The committed offset, -1 if the group never committed.
     async fn committed_offset(&self, stream: &ResourcePath, group: &str, partition: i32) -> Result<i64>;

@@ -1,12 +1,14 @@
 //! Herald's engine: all state and all semantics.
 //!
 //! Front-ends call the service traits in [`api`] — [`Streams`], [`Queues`], [`Kv`], [`Resources`] — the schema
-//! registry [`Schemas`] and [`relay::api::Relay`], and never touch a store. Subject pub/sub, which stores nothing, is the in-memory
-//! [`pubsub::Router`]. This crate ships the embedded backend, which needs nothing installed:
+//! registry [`Schemas`], [`replay::Replays`] and [`relay::api::Relay`], and never touch a store. Subject pub/sub,
+//! which stores nothing, is the in-memory [`pubsub::Router`]. This crate ships the embedded backend, which needs
+//! nothing installed:
 //! - append-only data (stream records, relay topic history) in `herald-log` segments under `<data>/streams/` and
 //!   `<data>/relay/`;
-//! - keyed, mutable state (resources, schemas, consumer offsets, KV entries, queue jobs and counters, relay users,
-//!   topics and tokens) in one fjall database under `<data>/state/`, changed only through atomic write batches.
+//! - keyed, mutable state (resources, schemas, consumer offsets, KV entries, queue jobs and counters, replay
+//!   sessions, relay users, topics and tokens) in one fjall database under `<data>/state/`, changed only through
+//!   atomic write batches.
 //!
 //! Time comes from an injected [`Clock`]; the fsync policy ([`FsyncPolicy`]) decides when a write is acknowledged.
 
@@ -18,6 +20,7 @@ mod kv;
 pub mod pubsub;
 mod queues;
 pub mod relay;
+pub mod replay;
 mod resources;
 pub mod schemas;
 mod store;
@@ -89,6 +92,8 @@ pub struct Engine {
     pub relay: Arc<dyn relay::api::Relay>,
     /// Addressed events (EnSync): sessions, per-recipient delivery, ack / defer / discard / replay.
     pub events: Arc<dyn events::api::Events>,
+    /// FlowMesh replay sessions; their tasks stop with [`Background::stop`].
+    pub replays: Arc<dyn replay::Replays>,
     backend: Arc<Embedded>,
 }
 
@@ -99,6 +104,7 @@ struct Embedded {
     kv: Arc<kv::EmbeddedKv>,
     relay: Arc<relay::EmbeddedRelay>,
     events: Arc<events::EmbeddedEvents>,
+    replays: Arc<replay::EmbeddedReplays>,
     fsync: FsyncPolicy,
 }
 
@@ -137,6 +143,11 @@ impl Engine {
             Arc::clone(&clock),
         )?);
         let kv = Arc::new(kv::EmbeddedKv::open(Arc::clone(&registry), Arc::clone(&store), Arc::clone(&clock))?);
+        let replays = Arc::new(replay::EmbeddedReplays::open(
+            Arc::clone(&streams) as Arc<dyn Streams>,
+            Arc::clone(&store),
+            Arc::clone(&clock),
+        )?);
         let events = Arc::new(events::EmbeddedEvents::open(
             Arc::clone(&store),
             Arc::clone(&clock),
@@ -162,12 +173,14 @@ impl Engine {
             pubsub: Arc::new(pubsub::Router::new()),
             relay: relay.clone(),
             events: events.clone(),
-            backend: Arc::new(Embedded { store, streams, queues, kv, relay, events, fsync: config.fsync }),
+            replays: replays.clone(),
+            backend: Arc::new(Embedded { store, streams, queues, kv, relay, events, replays, fsync: config.fsync }),
         })
     }
 
     /// Starts the maintenance tasks: visibility-timeout expiry, KV and relay reaping, stream and relay retention
-    /// and, under `fsync = interval`, the periodic fsync. Must be called inside a tokio runtime.
+    /// and, under `fsync = interval`, the periodic fsync. Must be called inside a tokio runtime. Stopping the
+    /// returned [`Background`] also stops every replay task.
     pub fn start_background(&self) -> Background {
         let mut handles = Vec::new();
         let b = Arc::clone(&self.backend);
@@ -236,7 +249,7 @@ impl Engine {
                 }
             }));
         }
-        Background { handles }
+        Background { handles, replays: Arc::clone(&self.backend.replays) }
     }
 
     /// Runs one round of the maintenance work now: expire reservations, reap expired keys (KV and relay records),
@@ -286,10 +299,14 @@ where
 /// The running maintenance tasks.
 pub struct Background {
     handles: Vec<JoinHandle<()>>,
+    /// Replay tasks are started by requests, not here, but end with the engine's background work.
+    replays: Arc<replay::EmbeddedReplays>,
 }
 
 impl Background {
+    /// Stops the maintenance tasks and every replay task (each between two batches, with its progress stored).
     pub async fn stop(self) {
+        self.replays.shutdown().await;
         for h in &self.handles {
             h.abort();
         }

@@ -31,6 +31,8 @@ pub(crate) struct Store {
     pub queue_meta: Keyspace,
     /// tenant | schema id (each u32-length-prefixed) | version (i32 BE) → schema record. Layout in `schemas.rs`.
     pub schemas: Keyspace,
+    /// session id (16 bytes) → `1` · JSON replay session record. Layout in `replay::record`.
+    pub replay_sessions: Keyspace,
     /// Relay keyspaces (`relay_*`): layouts in `relay::records`.
     pub relay: RelayKeyspaces,
     /// Addressed-event keyspaces (`event_*`): layouts in `events::records`.
@@ -83,6 +85,7 @@ impl Store {
             job_state: ks("job_state")?,
             queue_meta: ks("queue_meta")?,
             schemas: ks("schemas")?,
+            replay_sessions: ks("replay_sessions")?,
             relay: RelayKeyspaces {
                 users: ks("relay_users")?,
                 usernames: ks("relay_usernames")?,

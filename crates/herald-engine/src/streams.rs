@@ -277,6 +277,16 @@ impl Streams for EmbeddedStreams {
         Ok(Self::latest(&state))
     }
 
+    async fn offset_for_timestamp(&self, stream: &ResourcePath, partition: i32, timestamp: i64) -> Result<Option<i64>> {
+        let res = self.registry.require(stream)?;
+        if partition > 0 {
+            return Ok(None);
+        }
+        let state = self.state(&res)?;
+        let found = state.log.offset_for_timestamp(timestamp).map_err(log_err("looking up a timestamp"))?;
+        Ok(found.map(|o| o as i64))
+    }
+
     async fn commit_offset(&self, stream: &ResourcePath, group: &str, partition: i32, offset: i64) -> Result<()> {
         if offset < -1 {
             return Err(HeraldError::invalid("offset cannot be less than -1"));

@@ -1,4 +1,4 @@
-"""Fixtures for the FlowMesh gRPC wire-compatibility suite (compat/flowmesh.md §8, C01–C22 and C28).
+"""Fixtures for the FlowMesh gRPC wire-compatibility suite (compat/flowmesh.md §8, C01–C22, C28 and C29's gRPC part).
 
 Session start:
   1. compile proto/flowmesh/v1/flowmesh.proto with grpc_tools.protoc into a temp dir and import it;

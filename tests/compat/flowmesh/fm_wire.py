@@ -58,6 +58,8 @@ PROVISIONED_NAMES = [f"c{n:02d}" for n in range(1, 23)] + [
     "c22e",  # C22: empty store
     "c28",  # C28: schema validation on write
     "c28b",  # C28: a write after the attached schema version was deleted
+    "c29",  # C29: replay sessions
+    "c29l",  # C29: session listing by stream (a stream no other scenario replays)
 ]
 
 
@@ -290,11 +292,13 @@ class Client:
         self.raw_queue = rpc.QueueServiceStub(channel)
         self.raw_kv = rpc.KVServiceStub(channel)
         self.raw_schema = rpc.SchemaServiceStub(channel)
+        self.raw_replay = rpc.ReplayServiceStub(channel)
         self.health = _BoundStub(self.raw_health, metadata)
         self.stream = _BoundStub(self.raw_stream, metadata)
         self.queue = _BoundStub(self.raw_queue, metadata)
         self.kv = _BoundStub(self.raw_kv, metadata)
         self.schema = _BoundStub(self.raw_schema, metadata)
+        self.replay = _BoundStub(self.raw_replay, metadata)
 
     def rp(self, resource_type: str, name: str, tenant: str = TENANT, namespace: str = NAMESPACE):
         return self.pb.ResourcePath(tenant=tenant, namespace=namespace, resource_type=resource_type, name=name)

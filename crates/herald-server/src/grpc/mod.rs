@@ -9,8 +9,8 @@ use crate::state::AppState;
 use herald_proto::ensync::en_sync_service_server::EnSyncServiceServer;
 use herald_proto::flowmesh::v1::{
     health_service_server::HealthServiceServer, kv_service_server::KvServiceServer,
-    queue_service_server::QueueServiceServer, schema_service_server::SchemaServiceServer,
-    stream_service_server::StreamServiceServer,
+    queue_service_server::QueueServiceServer, replay_service_server::ReplayServiceServer,
+    schema_service_server::SchemaServiceServer, stream_service_server::StreamServiceServer,
 };
 use status::to_status;
 use std::sync::Arc;
@@ -72,6 +72,10 @@ pub fn routes(state: &AppState, max_message_bytes: usize) -> Routes {
     ));
     routes = routes.add_service(InterceptedService::new(
         limits!(SchemaServiceServer::new(flowmesh::SchemaSvc(ctx.clone()))),
+        auth.clone(),
+    ));
+    routes = routes.add_service(InterceptedService::new(
+        limits!(ReplayServiceServer::new(flowmesh::ReplaySvc(ctx.clone()))),
         auth.clone(),
     ));
     routes = routes.add_service(InterceptedService::new(limits!(KvServiceServer::new(flowmesh::KvSvc(ctx))), auth));

@@ -8,6 +8,7 @@ mod convert;
 mod health;
 mod kv;
 mod queues;
+mod replay;
 mod schemas;
 mod streams;
 
@@ -15,6 +16,7 @@ pub use health::HealthSvc;
 pub use kv::KvSvc;
 pub use queues::QueueSvc;
 pub(crate) use queues::{long_poll, receive_until_shutdown};
+pub use replay::ReplaySvc;
 pub use schemas::SchemaSvc;
 pub use streams::StreamSvc;
 
