@@ -79,7 +79,7 @@ def herald_h2load(work):
         bodies[op] = path
     port_file = os.path.join(work, "h2load-port.json")
     server = subprocess.Popen([HERALD, "serve", "--grpc-addr", "127.0.0.1:0", "--admin-addr", "127.0.0.1:0",
-                               "--nats-addr", "127.0.0.1:0", "--relay-addr", "", "--auto-create", "--no-auth", "--log", "warn", "--data-dir", os.path.join(work, "h2"),
+                               "--nats-addr", "127.0.0.1:0", "--relay-addr", "", "--metrics-addr", "", "--auto-create", "--no-auth", "--log", "warn", "--data-dir", os.path.join(work, "h2"),
                                "--port-file", port_file], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     results, cmds = {}, []
     try:
@@ -160,7 +160,7 @@ def nats_bench(work):
     ref = subprocess.Popen(["nats-server", "-a", "127.0.0.1", "-p", str(nport)], stdout=subprocess.DEVNULL,
                            stderr=subprocess.DEVNULL)
     herald = subprocess.Popen([HERALD, "serve", "--grpc-addr", "127.0.0.1:0", "--admin-addr", "127.0.0.1:0",
-                               "--nats-addr", f"127.0.0.1:{hport}", "--relay-addr", "", "--log", "warn",
+                               "--nats-addr", f"127.0.0.1:{hport}", "--relay-addr", "", "--metrics-addr", "", "--log", "warn",
                                "--data-dir", os.path.join(work, "nats")], stdout=subprocess.DEVNULL,
                               stderr=subprocess.DEVNULL)
     servers = [("nats-server", nport, ref), ("herald", hport, herald)]
@@ -332,7 +332,7 @@ def start_relay(label, py, work):
     if label == "herald":
         port_file = os.path.join(run_dir, "port.json")
         cmd = [HERALD, "serve", "--data-dir", os.path.join(run_dir, "data"), "--grpc-addr", "127.0.0.1:0",
-               "--admin-addr", "127.0.0.1:0", "--nats-addr", "", "--relay-addr", "127.0.0.1:0",
+               "--admin-addr", "127.0.0.1:0", "--nats-addr", "", "--relay-addr", "127.0.0.1:0", "--metrics-addr", "",
                "--port-file", port_file, "--log", "warn"]
         proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT)
         deadline = time.time() + 60

@@ -24,6 +24,8 @@ pub struct Config {
     pub relay: crate::relay::settings::RelayConfig,
     /// Addressed events (EnSync): identities and delivery tuning.
     pub events: crate::events::settings::EventsConfig,
+    /// The dedicated Prometheus listener (FlowMesh's `:9090/metrics`, D23).
+    pub metrics: MetricsConfig,
     /// Allow binding a non-loopback address with authentication off.
     pub insecure: bool,
 }
@@ -37,6 +39,19 @@ pub struct ListenersConfig {
     pub nats: String,
     /// The realtime listener (Pulsar Relay HTTP, `/ws`, long-poll); empty turns it off.
     pub relay: String,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MetricsConfig {
+    /// Where `GET /metrics` is served besides the admin listener; empty turns this listener off.
+    pub addr: String,
+}
+
+impl Default for MetricsConfig {
+    fn default() -> Self {
+        MetricsConfig { addr: "127.0.0.1:9090".into() }
+    }
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -194,6 +209,7 @@ impl Default for Config {
             nats: NatsConfig::default(),
             relay: Default::default(),
             events: Default::default(),
+            metrics: MetricsConfig::default(),
             insecure: false,
         }
     }
@@ -241,6 +257,8 @@ pub struct Validated {
     pub relay_addr: Option<SocketAddr>,
     pub relay: crate::relay::settings::RelaySettings,
     pub events: herald_engine::EventsOptions,
+    /// `None`: the dedicated metrics listener is off (`/metrics` stays on the admin listener).
+    pub metrics_addr: Option<SocketAddr>,
 }
 
 impl Config {
@@ -272,6 +290,12 @@ impl Config {
             None => self.relay.validate(SocketAddr::from(([127, 0, 0, 1], 0)), true, &mut Vec::new()),
         };
         let events = self.events.options(&mut errors);
+        let metrics_addr = (!self.metrics.addr.trim().is_empty()).then(|| {
+            self.metrics.addr.parse().unwrap_or_else(|_| {
+                errors.push(format!("metrics.addr: {:?} is not an address like 127.0.0.1:9090", self.metrics.addr));
+                SocketAddr::from(([127, 0, 0, 1], 0))
+            })
+        });
         let fsync = self.storage.fsync.parse::<FsyncPolicy>().unwrap_or_else(|e| {
             errors.push(format!("storage.fsync: {e}"));
             FsyncPolicy::default()
@@ -297,17 +321,34 @@ impl Config {
         let auth_off = self.auth.enabled == Some(false)
             || (self.auth.enabled.is_none() && self.auth.tokens.is_empty() && self.auth.users.is_empty());
         if auth_off && !self.insecure {
-            for (what, a) in [("grpc", Some(grpc_addr)), ("admin", Some(admin_addr)), ("nats", nats_addr)] {
+            let listeners = [
+                ("listeners.grpc", Some(grpc_addr)),
+                ("listeners.admin", Some(admin_addr)),
+                ("listeners.nats", nats_addr),
+                ("metrics.addr", metrics_addr),
+            ];
+            for (what, a) in listeners {
                 let Some(a) = a else { continue };
                 if !a.ip().is_loopback() {
                     errors.push(format!(
-                        "listeners.{what}: refusing to listen on {a} with authentication off; configure auth tokens or pass --insecure"
+                        "{what}: refusing to listen on {a} with authentication off; configure auth tokens or pass --insecure"
                     ));
                 }
             }
         }
         if errors.is_empty() {
-            Ok(Validated { config: self, grpc_addr, admin_addr, nats_addr, nats, fsync, relay_addr, relay, events })
+            Ok(Validated {
+                config: self,
+                grpc_addr,
+                admin_addr,
+                nats_addr,
+                nats,
+                fsync,
+                relay_addr,
+                relay,
+                events,
+                metrics_addr,
+            })
         } else {
             Err(errors)
         }
@@ -357,6 +398,7 @@ mod tests {
         // Every [relay] key is commented out: the relay starts with its development defaults.
         assert_eq!(shipped.relay, defaults.relay);
         assert_eq!(shipped.events, defaults.events);
+        assert_eq!(shipped.metrics.addr, defaults.metrics.addr);
         assert!(shipped.validate().is_ok());
     }
 
@@ -374,6 +416,19 @@ mod tests {
         let mut c = Config::default();
         c.listeners.nats = String::new();
         assert_eq!(c.validate().unwrap().nats_addr, None);
+    }
+
+    #[test]
+    fn the_metrics_listener_is_on_by_default_and_can_be_turned_off() {
+        let v = Config::default().validate().unwrap();
+        assert_eq!(v.metrics_addr, Some(SocketAddr::from(([127, 0, 0, 1], 9090))));
+        let c: Config = toml::from_str("[metrics]\naddr = \"\"\n").unwrap();
+        assert_eq!(c.validate().unwrap().metrics_addr, None);
+        let c: Config = toml::from_str("[metrics]\naddr = \"nine\"\n").unwrap();
+        assert!(c.validate().unwrap_err()[0].starts_with("metrics.addr:"));
+        // Metrics are unauthenticated: a public address needs credentials or --insecure, as the others do.
+        let c: Config = toml::from_str("[metrics]\naddr = \"0.0.0.0:9090\"\n").unwrap();
+        assert!(c.validate().unwrap_err()[0].contains("--insecure"));
     }
 
     #[test]

@@ -3,7 +3,8 @@
 //! - [`grpc`]: the gRPC listener (`flowmesh.v1` today), thin adapters over the engine's service traits, with the one
 //!   error → gRPC status mapping in [`grpc::status`].
 //! - [`nats`]: the NATS client-protocol listener over the engine's subject router.
-//! - [`admin`]: the admin HTTP listener.
+//! - [`admin`]: the admin HTTP listener, with FlowMesh's live feed ([`feed`]) and metrics ([`flowmesh_metrics`]),
+//!   which [`observe`] updates after every FlowMesh operation; the metrics also have a listener of their own.
 //! - [`auth`]: principals and credentials; [`config`]: the configuration and its validation.
 //!
 //! [`start`] binds every listener (port 0 works, which is how tests run whole servers), opens the engine and
@@ -14,8 +15,11 @@ pub mod admin;
 pub mod auth;
 pub mod config;
 pub mod events;
+pub mod feed;
+pub mod flowmesh_metrics;
 pub mod grpc;
 pub mod nats;
+pub mod observe;
 pub mod relay;
 pub mod state;
 mod ui;
@@ -41,6 +45,8 @@ pub struct RunningServer {
     pub nats_addr: Option<SocketAddr>,
     /// The realtime (relay) listener's address, when it is on.
     pub relay_addr: Option<SocketAddr>,
+    /// The dedicated metrics listener's address, when it is on.
+    pub metrics_addr: Option<SocketAddr>,
     nats: Option<nats::NatsListener>,
     /// The development token generated at start-up, if any (auth enabled with no tokens configured).
     pub generated_token: Option<String>,
@@ -94,8 +100,13 @@ pub async fn start_with_clock(v: Validated, clock: Arc<dyn Clock>) -> anyhow::Re
         Some(a) => Some(TcpListener::bind(a).await.with_context(|| format!("binding relay listener {a}"))?),
         None => None,
     };
+    let metrics_listener = match v.metrics_addr {
+        Some(a) => Some(TcpListener::bind(a).await.with_context(|| format!("binding metrics listener {a}"))?),
+        None => None,
+    };
     let grpc_addr = grpc_listener.local_addr()?;
     let admin_addr = admin_listener.local_addr()?;
+    let metrics_addr = metrics_listener.as_ref().map(TcpListener::local_addr).transpose()?;
 
     let engine_config = EngineConfig {
         data_dir: v.config.data_dir.clone(),
@@ -144,6 +155,14 @@ pub async fn start_with_clock(v: Validated, clock: Arc<dyn Clock>) -> anyhow::Re
             .await
             .context("admin listener failed")
     }));
+    if let Some(l) = metrics_listener {
+        // FlowMesh's dedicated metrics port (D23): the same registry as the admin listener's /metrics.
+        let app = flowmesh_metrics::router(state.clone());
+        let sd = shutdown.clone();
+        tasks.push(tokio::spawn(async move {
+            axum::serve(l, app).with_graceful_shutdown(sd.cancelled_owned()).await.context("metrics listener failed")
+        }));
+    }
     let nats = match nats_listener {
         Some(l) => {
             let (listener, task) = nats::NatsListener::start(
@@ -186,10 +205,22 @@ pub async fn start_with_clock(v: Validated, clock: Arc<dyn Clock>) -> anyhow::Re
         admin = %admin_addr,
         nats = %nats_addr.map_or("off".to_string(), |a| a.to_string()),
         relay = %relay_addr.map_or("off".to_string(), |a| a.to_string()),
+        metrics = %metrics_addr.map_or("off".to_string(), |a| a.to_string()),
         auth = state.auth.is_enabled(),
         "herald is serving"
     );
-    Ok(RunningServer { grpc_addr, admin_addr, nats_addr, relay_addr, nats, generated_token, state, background, tasks })
+    Ok(RunningServer {
+        grpc_addr,
+        admin_addr,
+        nats_addr,
+        relay_addr,
+        metrics_addr,
+        nats,
+        generated_token,
+        state,
+        background,
+        tasks,
+    })
 }
 
 impl RunningServer {

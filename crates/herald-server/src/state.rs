@@ -1,6 +1,9 @@
-//! What every front-end shares: the engine, the authenticator, readiness and the shutdown signal.
+//! What every front-end shares: the engine, the authenticator, readiness, the shutdown signal, and FlowMesh's
+//! live feed and metrics.
 
 use crate::auth::Authenticator;
+use crate::feed::Feed;
+use crate::flowmesh_metrics::FlowmeshMetrics;
 use herald_engine::Engine;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -12,12 +15,23 @@ pub struct AppState {
     pub auth: Authenticator,
     /// Cancelled when the server begins a graceful shutdown: long-lived calls (subscriptions, long polls) end.
     pub shutdown: CancellationToken,
+    /// The `/ws` hub: FlowMesh dashboard events (§5.8).
+    pub feed: Feed,
+    /// The `flowmesh_*` metrics (§5.9).
+    pub metrics: Arc<FlowmeshMetrics>,
     ready: Arc<AtomicBool>,
 }
 
 impl AppState {
     pub fn new(engine: Arc<Engine>, auth: Authenticator, shutdown: CancellationToken) -> Self {
-        AppState { engine, auth, shutdown, ready: Arc::new(AtomicBool::new(false)) }
+        AppState {
+            engine,
+            auth,
+            shutdown,
+            feed: Feed::new(),
+            metrics: Arc::new(FlowmeshMetrics::new()),
+            ready: Arc::new(AtomicBool::new(false)),
+        }
     }
 
     /// Ready = storage recovered and serving, and not shutting down.

@@ -85,6 +85,8 @@ impl TestServer {
         config.listeners.grpc = "127.0.0.1:0".into();
         config.listeners.admin = "127.0.0.1:0".into();
         config.listeners.nats = "127.0.0.1:0".into();
+        // Never the default 9090: parallel tests would fight over it.
+        config.metrics.addr = "127.0.0.1:0".into();
         // The relay hashes its bootstrap admin's password (Argon2id) at start-up: only on when a test asks.
         config.listeners.relay = String::new();
         if let Some(r) = &options.relay {
@@ -132,6 +134,11 @@ impl TestServer {
     }
 
     /// The NATS listener's `host:port`.
+    /// `http://host:port` of the dedicated metrics listener.
+    pub fn metrics_url(&self) -> String {
+        format!("http://{}", self.running().metrics_addr.expect("the metrics listener is on"))
+    }
+
     pub fn nats_addr(&self) -> std::net::SocketAddr {
         self.running().nats_addr.expect("the NATS listener is on")
     }
@@ -220,6 +227,8 @@ impl BinaryServer {
                 "--nats-addr",
                 "127.0.0.1:0",
                 "--relay-addr",
+                "127.0.0.1:0",
+                "--metrics-addr",
                 "127.0.0.1:0",
                 "--port-file",
             ])

@@ -179,6 +179,8 @@ fn spawn_server(args: &BenchArgs, fsync: &str) -> anyhow::Result<(String, Spawne
             "127.0.0.1:0",
             "--relay-addr",
             "",
+            "--metrics-addr",
+            "",
             "--auto-create",
             "--no-auth",
             "--log",

@@ -113,7 +113,15 @@ impl Server {
         let port_file = dir.path().join("port.json");
         let mut cmd = std::process::Command::new(std::env::current_exe()?);
         cmd.args(["serve", "--grpc-addr", "127.0.0.1:0", "--admin-addr", "127.0.0.1:0", "--nats-addr", ""])
-            .args(["--relay-addr", if ws { "127.0.0.1:0" } else { "" }, "--log", "warn", "--config"])
+            .args([
+                "--relay-addr",
+                if ws { "127.0.0.1:0" } else { "" },
+                "--metrics-addr",
+                "",
+                "--log",
+                "warn",
+                "--config",
+            ])
             .arg(dir.path().join("herald.toml"))
             .arg("--data-dir")
             .arg(dir.path().join("data"))

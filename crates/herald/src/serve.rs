@@ -28,6 +28,10 @@ pub struct ServeArgs {
     /// file and the PULSAR_* environment variables.
     #[arg(long, env = "HERALD_RELAY_ADDR")]
     relay_addr: Option<String>,
+    /// Dedicated Prometheus listener for GET /metrics [default: 127.0.0.1:9090]; empty turns it off (/metrics stays
+    /// on the admin listener).
+    #[arg(long, env = "HERALD_METRICS_ADDR")]
+    metrics_addr: Option<String>,
     /// When acknowledged writes reach the disk: always | interval:<ms> | never [default: interval:50].
     #[arg(long, env = "HERALD_FSYNC")]
     fsync: Option<String>,
@@ -86,6 +90,9 @@ impl ServeArgs {
         if let Some(v) = self.relay_addr {
             c.listeners.relay = v;
         }
+        if let Some(v) = self.metrics_addr {
+            c.metrics.addr = v;
+        }
         if let Some(v) = self.fsync {
             c.storage.fsync = v;
         }
@@ -137,6 +144,7 @@ fn write_port_file(path: &std::path::Path, server: &herald_server::RunningServer
         "admin": server.admin_addr.to_string(),
         "nats": server.nats_addr.map(|a| a.to_string()),
         "relay": server.relay_addr.map(|a| a.to_string()),
+        "metrics": server.metrics_addr.map(|a| a.to_string()),
         "pid": std::process::id(),
     });
     // Write then rename, so a reader never sees a half-written file.

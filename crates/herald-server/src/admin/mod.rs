@@ -37,12 +37,15 @@ pub fn router(state: AppState) -> Router {
         .merge(queues::routes())
         .merge(kv::routes())
         .merge(crate::ui::router())
-        // Merge further areas (schemas, replay, /ws, /metrics) above this line: the 404-for-any-method rule below
-        // applies to the routes registered before it.
+        .with_state(state.clone())
+        // The live feed and the metrics carry their own state.
+        .merge(crate::feed::ws::router(state.clone()))
+        .merge(crate::flowmesh_metrics::router(state))
+        // Merge further areas above this line: the 404-for-any-method rule below applies to the routes registered
+        // before it.
         .method_not_allowed_fallback(not_found)
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
-        .with_state(state)
 }
 
 async fn not_found(uri: Uri) -> Response {

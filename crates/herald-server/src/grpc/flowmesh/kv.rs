@@ -3,6 +3,7 @@
 use super::{Ctx, no_fields, ok, principal, resolve};
 use crate::auth::Permission;
 use crate::grpc::status::to_status;
+use crate::observe;
 use herald_proto::flowmesh::v1 as pb;
 use herald_types::ResourceKind;
 use pb::kv_service_server::KvService;
@@ -38,6 +39,7 @@ impl KvService for KvSvc {
             Permission::KvWrite,
         )?;
         self.0.engine().kv.set(&path, &r.key, r.value, r.ttl_seconds).await.map_err(to_status)?;
+        observe::kv_set(&self.0.state, &path, &r.key);
         Ok(Response::new(pb::SetResponse { status: ok("key-value pair set successfully") }))
     }
 
@@ -54,6 +56,7 @@ impl KvService for KvSvc {
         let r = req.into_inner();
         let path = resolve(&who, r.resource_path, || key(&r.key), KV, Permission::KvWrite)?;
         self.0.engine().kv.delete(&path, &r.key).await.map_err(to_status)?;
+        observe::kv_deleted(&self.0.state, &path, &r.key);
         Ok(Response::new(pb::DeleteResponse { status: ok("key deleted successfully") }))
     }
 

@@ -3,12 +3,13 @@
 use super::{Ctx, authorize, convert, no_fields, ok, parse_path, principal, required_path, resolve};
 use crate::auth::Permission;
 use crate::grpc::status::to_status;
+use crate::observe;
 use crate::state::AppState;
 use herald_engine::{Job, MAX_LONG_POLL, ReceiveOptions};
 use herald_proto::flowmesh::v1 as pb;
-use herald_types::{HeraldError, ResourceKind, ResourcePath};
+use herald_types::{ErrorCode, HeraldError, ResourceKind, ResourcePath};
 use pb::queue_service_server::QueueService;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tonic::{Request, Response, Status};
 
 const QUEUE: Option<ResourceKind> = Some(ResourceKind::Queue);
@@ -61,6 +62,7 @@ impl QueueService for QueueSvc {
             return Err(Status::invalid_argument("delay_seconds cannot be negative"));
         }
         authorize(&who, Permission::QueueWrite, &path)?;
+        let started = Instant::now();
         let (job_id, seq) = self
             .0
             .engine()
@@ -68,6 +70,7 @@ impl QueueService for QueueSvc {
             .enqueue(&path, r.payload, r.delay_seconds, convert::headers_in(r.headers))
             .await
             .map_err(to_status)?;
+        observe::enqueued(&self.0.state, &path, seq, started.elapsed()).await;
         Ok(Response::new(pb::EnqueueResponse { status: ok("job enqueued successfully"), job_id, seq }))
     }
 
@@ -80,7 +83,11 @@ impl QueueService for QueueSvc {
             visibility_timeout_seconds: r.visibility_timeout_seconds,
             long_poll: long_poll(r.long_poll_timeout_seconds),
         };
+        let started = Instant::now();
         let job = self.receive(&path, options).await?.into_iter().next();
+        if job.is_some() {
+            observe::reserved(&self.0.state, &path, started.elapsed());
+        }
         // D1: an empty queue is a normal answer with no `job`, not an error.
         let status = ok(if job.is_some() { "job reserved successfully" } else { "no jobs available" });
         Ok(Response::new(pb::ReserveResponse { status, job: job.map(convert::job) }))
@@ -107,6 +114,7 @@ impl QueueService for QueueSvc {
         let r = req.into_inner();
         let path = resolve(&who, r.resource_path, || job_id(&r.job_id), QUEUE, Permission::QueueWrite)?;
         self.0.engine().queues.ack(&path, &r.job_id).await.map_err(to_status)?;
+        observe::acked(&self.0.state, &path).await;
         Ok(Response::new(pb::AckResponse { status: ok("job acknowledged successfully") }))
     }
 
@@ -114,7 +122,13 @@ impl QueueService for QueueSvc {
         let who = principal(&req);
         let r = req.into_inner();
         let path = resolve(&who, r.resource_path, || job_id(&r.job_id), QUEUE, Permission::QueueWrite)?;
-        self.0.engine().queues.nack(&path, &r.job_id, r.delay_seconds.max(0)).await.map_err(to_status)?;
+        let nacked = self.0.engine().queues.nack(&path, &r.job_id, r.delay_seconds.max(0)).await;
+        // FAILED_PRECONDITION means the job was dead-lettered: the queue changed even though the call fails.
+        let dead_lettered = matches!(&nacked, Err(e) if e.code == ErrorCode::FailedPrecondition);
+        if nacked.is_ok() || dead_lettered {
+            observe::nacked(&self.0.state, &path, dead_lettered).await;
+        }
+        nacked.map_err(to_status)?;
         Ok(Response::new(pb::NackResponse { status: ok("job NACKed successfully") }))
     }
 
@@ -126,6 +140,7 @@ impl QueueService for QueueSvc {
         let r = req.into_inner();
         let path = resolve(&who, r.resource_path, no_fields, QUEUE, Permission::QueueRead)?;
         let stats = self.0.engine().queues.stats(&path).await.map_err(to_status)?;
+        observe::queue_stats_read(&self.0.state, &path, &stats);
         Ok(Response::new(pb::GetQueueStatsResponse {
             status: ok("queue statistics retrieved successfully"),
             stats: Some(convert::stats(stats)),
@@ -184,6 +199,7 @@ impl QueueService for QueueSvc {
         let r = req.into_inner();
         let path = resolve(&who, r.resource_path, || job_id(&r.job_id), QUEUE, Permission::QueueWrite)?;
         let (job_id, seq) = self.0.engine().queues.replay_dlq(&path, &r.job_id).await.map_err(to_status)?;
+        observe::dlq_replayed(&self.0.state, &path, seq).await;
         Ok(Response::new(pb::ReplayDlqJobResponse { status: ok(""), job_id, seq }))
     }
 }

@@ -3,12 +3,16 @@
 use super::{Ctx, authorize, convert, no_fields, ok, parse_path, principal, required_path, resolve};
 use crate::auth::Permission;
 use crate::grpc::status::to_status;
-use herald_engine::{EventIn, StreamTail};
+use crate::observe;
+use crate::state::AppState;
+use herald_engine::{EventIn, StreamMessage, StreamTail};
 use herald_proto::flowmesh::v1 as pb;
 use herald_types::resource::check_consumer_group;
-use herald_types::{HeraldError, ResourceKind};
+use herald_types::{HeraldError, ResourceKind, ResourcePath};
 use pb::stream_service_server::StreamService;
 use std::pin::Pin;
+use std::task::Poll;
+use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
@@ -40,12 +44,15 @@ impl StreamService for StreamSvc {
             return Err(Status::invalid_argument(format!("event {i}: payload cannot be empty")));
         }
         authorize(&who, Permission::StreamWrite, &path)?;
+        let bytes = r.events.iter().map(|e| e.payload.len() as u64).sum();
         let events = r
             .events
             .into_iter()
             .map(|e| EventIn { payload: e.payload, headers: convert::headers_in(e.headers) })
             .collect();
+        let started = Instant::now();
         let offsets = self.0.engine().streams.append(&path, events).await.map_err(to_status)?;
+        observe::stream_written(&self.0.state, &path, &offsets, bytes, started.elapsed());
         Ok(Response::new(pb::WriteEventsResponse { status: ok("events written successfully"), offsets }))
     }
 
@@ -67,13 +74,10 @@ impl StreamService for StreamSvc {
             STREAM,
             Permission::StreamRead,
         )?;
-        let msgs = self
-            .0
-            .engine()
-            .streams
-            .read(&path, r.partition.max(0), r.offset, r.max_messages)
-            .await
-            .map_err(to_status)?;
+        let partition = r.partition.max(0);
+        let started = Instant::now();
+        let msgs = self.0.engine().streams.read(&path, partition, r.offset, r.max_messages).await.map_err(to_status)?;
+        observe::stream_read(&self.0.state, &path, partition, &msgs, started.elapsed());
         Ok(Response::new(pb::ReadStreamResponse {
             status: ok("messages read successfully"),
             messages: msgs.into_iter().map(convert::message).collect(),
@@ -95,8 +99,8 @@ impl StreamService for StreamSvc {
             .await
             .map_err(to_status)?;
         let (tx, rx) = mpsc::channel(SUBSCRIBE_BUFFER);
-        let shutdown = self.0.state.shutdown.clone();
-        tokio::spawn(pump(tail, tx, shutdown));
+        let reads = Reads { state: self.0.state.clone(), path, partition: r.partition };
+        tokio::spawn(pump(tail, tx, reads));
         Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
     }
 
@@ -125,6 +129,7 @@ impl StreamService for StreamSvc {
             .commit_offset(&path, &r.consumer_group, r.partition, r.offset)
             .await
             .map_err(to_status)?;
+        observe::offset_committed(&self.0.state, &path, &r.consumer_group, r.partition, r.offset);
         Ok(Response::new(pb::CommitOffsetResponse { status: ok("offset committed successfully") }))
     }
 
@@ -157,6 +162,7 @@ impl StreamService for StreamSvc {
         let path = resolve(&who, r.resource_path, || group(&r.consumer_group), STREAM, Permission::StreamRead)?;
         let state =
             self.0.engine().streams.group_state(&path, &r.consumer_group, r.partition).await.map_err(to_status)?;
+        observe::group_state(&self.0.state, &path, &state);
         Ok(Response::new(pb::GetConsumerGroupStateResponse {
             status: ok("consumer group state retrieved successfully"),
             state: Some(convert::group_state(state)),
@@ -164,13 +170,31 @@ impl StreamService for StreamSvc {
     }
 }
 
+/// Where a subscription's reads are counted (`flowmesh_stream_bytes_read_total`, `..._read_duration_seconds`).
+struct Reads {
+    state: AppState,
+    path: ResourcePath,
+    partition: i32,
+}
+
+/// The next batch of the tail, with the time spent reading it: the duration of the poll that produced the batch,
+/// not the time spent waiting for a write (a live tail waits most of the time).
+async fn timed_batch(tail: &mut dyn StreamTail) -> (Result<Vec<StreamMessage>, HeraldError>, Duration) {
+    let mut next = tail.next_batch();
+    std::future::poll_fn(|cx| {
+        let started = Instant::now();
+        match next.as_mut().poll(cx) {
+            Poll::Ready(batch) => Poll::Ready((batch, started.elapsed())),
+            Poll::Pending => Poll::Pending,
+        }
+    })
+    .await
+}
+
 /// Moves messages from the engine's tail into the response stream until the client goes away, the server shuts
 /// down, or a read fails (then one in-band error frame, then the matching gRPC status: D8).
-async fn pump(
-    mut tail: Box<dyn StreamTail>,
-    tx: mpsc::Sender<Result<pb::SubscribeResponse, Status>>,
-    shutdown: tokio_util::sync::CancellationToken,
-) {
+async fn pump(mut tail: Box<dyn StreamTail>, tx: mpsc::Sender<Result<pb::SubscribeResponse, Status>>, reads: Reads) {
+    let shutdown = reads.state.shutdown.clone();
     loop {
         let batch = tokio::select! {
             _ = tx.closed() => return,
@@ -178,7 +202,9 @@ async fn pump(
                 let _ = tx.send(Err(Status::unavailable("server shutting down"))).await;
                 return;
             }
-            batch = tail.next_batch() => batch,
+            (batch, took) = timed_batch(tail.as_mut()) => batch.inspect(|msgs| {
+                observe::stream_read(&reads.state, &reads.path, reads.partition, msgs, took);
+            }),
         };
         match batch {
             Ok(msgs) => {

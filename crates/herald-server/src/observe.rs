@@ -1,0 +1,113 @@
+//! What follows a successful FlowMesh operation, whatever the transport: the §5.9 metrics and the §5.8 live-feed
+//! events (D18). The gRPC handlers call these after the engine call succeeded; the HTTP routes call the same ones,
+//! so both transports count and publish alike.
+//!
+//! Payloads that cost an engine call (queue statistics) are fetched only when a `/ws` connection would receive
+//! the event, or after a dead-lettering (rare), whose counts and DLQ depth are then current at once.
+
+use crate::feed::{self, KvAction};
+use crate::state::AppState;
+use herald_engine::{ConsumerGroupState, QueueStats, StreamMessage};
+use herald_types::{ResourceKind, ResourcePath};
+use std::time::Duration;
+
+// ---------------------------------------------------------------- streams
+
+/// After WriteEvents: `offsets` as returned by the engine, `bytes` the payload bytes written.
+pub fn stream_written(state: &AppState, path: &ResourcePath, offsets: &[i64], bytes: u64, took: Duration) {
+    let Some(&latest) = offsets.last() else { return };
+    state.metrics.stream_written(path, offsets.len(), bytes, latest, took);
+    state.feed.stream_stats(path, latest);
+}
+
+/// After ReadStream, or after a subscription read a batch.
+pub fn stream_read(state: &AppState, path: &ResourcePath, partition: i32, messages: &[StreamMessage], took: Duration) {
+    let bytes = messages.iter().map(|m| m.payload.len() as u64).sum();
+    state.metrics.stream_read(path, partition, bytes, took);
+}
+
+/// After CommitOffset.
+pub fn offset_committed(state: &AppState, path: &ResourcePath, group: &str, partition: i32, offset: i64) {
+    state.metrics.offset_committed(path, group, partition, offset);
+}
+
+/// After a consumer group's state was computed (GetConsumerGroupState, or a listing of groups).
+pub fn group_state(state: &AppState, path: &ResourcePath, group: &ConsumerGroupState) {
+    state.metrics.group_state(path, group);
+}
+
+// ---------------------------------------------------------------- queues
+
+/// After Enqueue, which gave the job `seq`.
+pub async fn enqueued(state: &AppState, path: &ResourcePath, seq: i64, took: Duration) {
+    state.metrics.enqueued(path, seq, took);
+    publish_queue_stats(state, path).await;
+}
+
+/// After a Reserve that returned a job.
+pub fn reserved(state: &AppState, path: &ResourcePath, took: Duration) {
+    state.metrics.reserved(path, took);
+}
+
+/// After ACK. `flowmesh_queue_completed_jobs` is the queue's durable completed count, which every scrape reads
+/// from the engine (an ACK of a job that is not in flight succeeds without completing anything, so the handler
+/// cannot count it itself); the ACK therefore costs no extra engine call unless a `/ws` connection wants the stats.
+pub async fn acked(state: &AppState, path: &ResourcePath) {
+    publish_queue_stats(state, path).await;
+}
+
+/// After NACK: `dead_lettered` when it failed with FAILED_PRECONDITION, i.e. the job moved to the `-dlq` queue.
+pub async fn nacked(state: &AppState, path: &ResourcePath, dead_lettered: bool) {
+    if !dead_lettered {
+        publish_queue_stats(state, path).await;
+        return;
+    }
+    if let Ok(stats) = state.engine.queues.stats(path).await {
+        state.metrics.queue_stats(path, &stats);
+        state.feed.queue_stats(path, &stats);
+    }
+    let dlq = path.sibling(ResourceKind::Queue, format!("{}-dlq", path.name));
+    if let Ok(stats) = state.engine.queues.stats(&dlq).await {
+        state.metrics.queue_stats(&dlq, &stats);
+        state.metrics.dlq_depth(path, &stats);
+        state.feed.queue_stats(&dlq, &stats);
+    }
+}
+
+/// After ReplayDLQJob moved a job from `path`'s dead-letter queue back into `path`, where it was given `seq`.
+pub async fn dlq_replayed(state: &AppState, path: &ResourcePath, seq: i64) {
+    state.metrics.jobs_total(path, seq);
+    publish_queue_stats(state, path).await;
+    let dlq = path.sibling(ResourceKind::Queue, format!("{}-dlq", path.name));
+    if let Ok(stats) = state.engine.queues.stats(&dlq).await {
+        state.metrics.dlq_depth(path, &stats);
+        state.feed.queue_stats(&dlq, &stats);
+    }
+}
+
+/// After a queue's statistics were computed for a caller (GetQueueStats): FlowMesh refreshes its gauges here.
+pub fn queue_stats_read(state: &AppState, path: &ResourcePath, stats: &QueueStats) {
+    state.metrics.queue_stats(path, stats);
+}
+
+/// Publishes `queue.stats` for `path` if a `/ws` connection would receive it; otherwise costs no engine call.
+pub async fn publish_queue_stats(state: &AppState, path: &ResourcePath) {
+    if state.feed.connections() == 0 || !state.feed.wants(&feed::resource_topic(feed::kind::QUEUE_STATS, path)) {
+        return;
+    }
+    if let Ok(stats) = state.engine.queues.stats(path).await {
+        state.feed.queue_stats(path, &stats);
+    }
+}
+
+// ---------------------------------------------------------------- kv
+
+/// After KV Set.
+pub fn kv_set(state: &AppState, path: &ResourcePath, key: &str) {
+    state.feed.kv_update(path, KvAction::Set, key);
+}
+
+/// After KV Delete (also when the key did not exist: the call succeeded).
+pub fn kv_deleted(state: &AppState, path: &ResourcePath, key: &str) {
+    state.feed.kv_update(path, KvAction::Delete, key);
+}
