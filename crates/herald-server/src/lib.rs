@@ -3,7 +3,7 @@
 //! - [`grpc`]: the gRPC listener (`flowmesh.v1` today), thin adapters over the engine's service traits, with the one
 //!   error → gRPC status mapping in [`grpc::status`].
 //! - [`nats`]: the NATS client-protocol listener over the engine's subject router.
-//! - [`admin`]: the admin HTTP listener.
+//! - [`admin`]: the admin HTTP listener; [`herald_api`]: Herald's own admin API on it (the dashboard's overview).
 //! - [`auth`]: principals and credentials; [`config`]: the configuration and its validation.
 //!
 //! [`start`] binds every listener (port 0 works, which is how tests run whole servers), opens the engine and
@@ -15,6 +15,7 @@ pub mod auth;
 pub mod config;
 pub mod events;
 pub mod grpc;
+pub mod herald_api;
 pub mod nats;
 pub mod relay;
 pub mod state;
@@ -135,7 +136,8 @@ pub async fn start_with_clock(v: Validated, clock: Arc<dyn Clock>) -> anyhow::Re
             .await
             .context("gRPC listener failed")
     }));
-    let admin = admin::router(state.clone());
+    // Herald's own admin API joins FlowMesh's routes here, so the admin module stays FlowMesh's alone.
+    let admin = admin::router(state.clone()).merge(herald_api::router(state.clone()));
     let sd = shutdown.clone();
     tasks.push(tokio::spawn(async move {
         axum::serve(admin_listener, admin)
@@ -150,6 +152,7 @@ pub async fn start_with_clock(v: Validated, clock: Arc<dyn Clock>) -> anyhow::Re
                 Arc::clone(&engine.pubsub),
                 state.auth.clone(),
                 v.nats.clone(),
+                Arc::clone(&state.nats),
                 shutdown.clone(),
             )?;
             tasks.push(task);

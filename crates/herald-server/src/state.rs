@@ -1,6 +1,7 @@
 //! What every front-end shares: the engine, the authenticator, readiness and the shutdown signal.
 
 use crate::auth::Authenticator;
+use crate::nats::registry::Registry as NatsRegistry;
 use herald_engine::Engine;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -12,12 +13,14 @@ pub struct AppState {
     pub auth: Authenticator,
     /// Cancelled when the server begins a graceful shutdown: long-lived calls (subscriptions, long polls) end.
     pub shutdown: CancellationToken,
+    /// The NATS listener's live connections (empty while it is off), for the admin API.
+    pub nats: Arc<NatsRegistry>,
     ready: Arc<AtomicBool>,
 }
 
 impl AppState {
     pub fn new(engine: Arc<Engine>, auth: Authenticator, shutdown: CancellationToken) -> Self {
-        AppState { engine, auth, shutdown, ready: Arc::new(AtomicBool::new(false)) }
+        AppState { engine, auth, shutdown, nats: Arc::default(), ready: Arc::new(AtomicBool::new(false)) }
     }
 
     /// Ready = storage recovered and serving, and not shutting down.
