@@ -241,6 +241,17 @@ pub trait Queues: Send + Sync {
 
 // ---------------------------------------------------------------- kv
 
+/// One live KV entry as the dashboard lists it: its key, how big its value is and when it expires, without the
+/// value itself.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KvEntryInfo {
+    pub key: String,
+    /// Bytes of the value.
+    pub size: u64,
+    /// Unix nanoseconds, or `None` for an entry that never expires.
+    pub expires_at: Option<i64>,
+}
+
 #[async_trait]
 pub trait Kv: Send + Sync {
     /// Inserts or overwrites value and expiry (D9). `ttl_seconds <= 0` means no expiry.
@@ -251,4 +262,7 @@ pub trait Kv: Send + Sync {
     async fn exists(&self, store: &ResourcePath, key: &str) -> Result<bool>;
     /// Live keys starting with `prefix`, in ascending byte order.
     async fn list_keys(&self, store: &ResourcePath, prefix: &str) -> Result<Vec<String>>;
+    /// The first `limit` live entries whose key starts with `prefix`, in ascending key order: key, value size and
+    /// expiry (values are not copied out).
+    async fn list_entries(&self, store: &ResourcePath, prefix: &str, limit: usize) -> Result<Vec<KvEntryInfo>>;
 }

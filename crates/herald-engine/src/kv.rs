@@ -5,7 +5,7 @@
 //! checked on every read, so an expired key is invisible to `get`, `exists` and `list_keys` the moment it expires,
 //! whatever the reaper has done (D9); the reaper only reclaims space. `set` replaces value *and* expiry (D9).
 
-use crate::api::Kv;
+use crate::api::{Kv, KvEntryInfo};
 use crate::resources::Registry;
 use crate::store::{SharedStore, fjall_err, key2, read_i64};
 use async_trait::async_trait;
@@ -184,5 +184,28 @@ impl Kv for EmbeddedKv {
             keys.push(String::from_utf8_lossy(&k[8..]).into_owned());
         }
         Ok(keys)
+    }
+
+    async fn list_entries(&self, store: &ResourcePath, prefix: &str, limit: usize) -> Result<Vec<KvEntryInfo>> {
+        let rid = self.rid(store)?;
+        let now = self.clock.now_ns();
+        let mut entries = Vec::new();
+        for item in self.store.kv.prefix(key2(rid, prefix.as_bytes())) {
+            if entries.len() >= limit {
+                break;
+            }
+            // The value is only measured: fjall hands out a shared slice, nothing is copied out of it.
+            let (k, v) = item.into_inner().map_err(fjall_err("listing entries"))?;
+            let exp = read_i64(&v).unwrap_or(0);
+            if exp != 0 && exp <= now {
+                continue;
+            }
+            entries.push(KvEntryInfo {
+                key: String::from_utf8_lossy(&k[8..]).into_owned(),
+                size: v.len().saturating_sub(8) as u64,
+                expires_at: (exp != 0).then_some(exp),
+            });
+        }
+        Ok(entries)
     }
 }

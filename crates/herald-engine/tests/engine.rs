@@ -303,3 +303,40 @@ async fn missing_resources_are_not_found_without_auto_create() {
     assert_eq!(e.code, ErrorCode::NotFound);
     assert!(engine.resources.list(None).await.unwrap().is_empty());
 }
+
+#[tokio::test]
+async fn kv_entries_list_sizes_and_expiry_of_live_keys_only() {
+    let f = fixture();
+    let store = kv("entries");
+    let k = &f.engine.kv;
+    k.set(&store, "user:2", Bytes::from_static(b"two"), 0).await.unwrap();
+    k.set(&store, "user:1", Bytes::from_static(b"one!"), 10).await.unwrap();
+    k.set(&store, "user:3", Bytes::from_static(b"x"), 1).await.unwrap();
+    k.set(&store, "order:1", Bytes::from(vec![b'o'; 1000]), 0).await.unwrap();
+    let info = |key: &str, size, expires_at| KvEntryInfo { key: key.into(), size, expires_at };
+    assert_eq!(
+        k.list_entries(&store, "", 100).await.unwrap(),
+        [
+            info("order:1", 1000, None),
+            info("user:1", 4, Some(T0 + 10 * SEC)),
+            info("user:2", 3, None),
+            info("user:3", 1, Some(T0 + SEC)),
+        ]
+    );
+    assert_eq!(
+        k.list_entries(&store, "user:", 2).await.unwrap(),
+        [info("user:1", 4, Some(T0 + 10 * SEC)), info("user:2", 3, None)],
+        "the prefix and the limit apply"
+    );
+    // Expired entries are skipped the moment they expire, and the limit counts live entries only.
+    f.clock.advance_ns(SEC);
+    assert_eq!(
+        k.list_entries(&store, "user:", 2).await.unwrap(),
+        [info("user:1", 4, Some(T0 + 10 * SEC)), info("user:2", 3, None)]
+    );
+    f.clock.advance_ns(9 * SEC);
+    assert_eq!(k.list_entries(&store, "user:", 10).await.unwrap(), [info("user:2", 3, None)]);
+    assert!(k.list_entries(&store, "nothing", 10).await.unwrap().is_empty());
+    let e = k.list_entries(&kv("missing"), "", 10).await.unwrap_err();
+    assert_eq!((e.code, e.message.as_str()), (ErrorCode::NotFound, "KV store not found: t1/ns1/kv/missing"));
+}

@@ -371,3 +371,40 @@ async fn idle_grpc_sessions_expire_unless_subscribed() {
     ev.heartbeat(&busy).await.unwrap();
     assert!(!*sink.closed.lock());
 }
+
+#[tokio::test]
+async fn recipients_show_pending_in_flight_deferred_and_sessions() {
+    let f = fixture();
+    let a = f.connect("key-A").await;
+    let b1 = f.connect("key-B").await;
+    let _b2 = f.connect("key-B").await;
+    for i in 0..4 {
+        f.publish(&a, B, "orders", &format!("p{i}")).await;
+    }
+    let snap = |pk, pending, in_flight, deferred, sessions| RecipientSnapshot {
+        recipient: pk,
+        pending,
+        in_flight,
+        deferred,
+        sessions,
+    };
+    assert_eq!(
+        f.ev().recipients().await.unwrap(),
+        [snap(A, 0, 0, 0, 1), snap(B, 4, 0, 0, 2), snap(C, 0, 0, 0, 0)],
+        "every registered identity, in key order"
+    );
+    let sink = Arc::new(Sink::default());
+    f.ev().subscribe(&b1, "orders", sink.clone()).await.unwrap();
+    assert_eq!(f.ev().recipients().await.unwrap()[1], snap(B, 3, 1, 0, 2), "a window of one");
+    let first = sink.last();
+    f.ev().defer(&b1, &first.idem, "orders", 10_000).await.unwrap();
+    assert_eq!(f.ev().recipients().await.unwrap()[1], snap(B, 2, 1, 1, 2), "the next one went out");
+    f.ev().ack(&b1, &sink.last().idem, "orders").await.unwrap();
+    assert_eq!(f.ev().recipients().await.unwrap()[1], snap(B, 1, 1, 1, 2));
+
+    // After a restart: in-flight events are pending again, deferrals and gRPC sessions are kept.
+    let f = f.reopen();
+    assert_eq!(f.ev().recipients().await.unwrap()[1], snap(B, 2, 0, 1, 2));
+    f.advance_ms(10_000).await;
+    assert_eq!(f.ev().recipients().await.unwrap()[1], snap(B, 3, 0, 0, 2), "the deferral ended");
+}

@@ -757,3 +757,36 @@ async fn idempotency_waiters_see_the_result_or_the_abandonment() {
     // Unknown keys do not wait.
     assert_eq!(r.idem_wait("u", "nothing", Duration::from_secs(30)).await.unwrap(), None);
 }
+
+// ---------------------------------------------------------------- dashboard figures
+
+#[tokio::test]
+async fn all_topics_and_topic_stats_come_from_what_the_log_knows() {
+    for n in hot_sizes() {
+        let opts = RelayOptions { max_messages_per_topic: 3, hot_messages: n };
+        let f = fixture_with(opts, 128 << 20);
+        const OTHER: &str = "6c194e16-0000-4000-8000-000000000002";
+        f.relay().create_topic(OTHER, "zeta", None).await.unwrap();
+        f.relay().create_topic(OWNER, "beta", None).await.unwrap();
+        f.relay().create_topic(OWNER, "alpha", None).await.unwrap();
+        let names = |ts: Vec<RelayTopic>| ts.into_iter().map(|t| (t.owner_id, t.topic_name)).collect::<Vec<_>>();
+        assert_eq!(
+            names(f.relay().all_topics().await.unwrap()),
+            [(OWNER.into(), "alpha".into()), (OWNER.into(), "beta".into()), (OTHER.into(), "zeta".into())]
+        );
+        assert_eq!(f.relay().topic_stats(OWNER, "alpha").await.unwrap(), RelayTopicStats::default());
+
+        f.publish(OWNER, "alpha", &["{}", "{}"]).await;
+        f.clock.advance_ns(5 * MS);
+        let last = f.publish(OWNER, "alpha", &["{}", "{}"]).await;
+        let want = RelayTopicStats { messages: 3, last_message_at: Some(last[1].timestamp) };
+        assert_eq!(f.relay().topic_stats(OWNER, "alpha").await.unwrap(), want, "retained count, newest time");
+        assert_eq!(last[1].timestamp, (T0 + 5 * MS) / 1000);
+
+        // After a restart the figures come back from the log itself, without a topic record being needed.
+        f.relay().delete_topic(OWNER, "alpha").await.unwrap();
+        let f = f.reopen();
+        assert_eq!(f.relay().topic_stats(OWNER, "alpha").await.unwrap(), want, "hot tier {n}");
+        assert_eq!(names(f.relay().all_topics().await.unwrap()).len(), 2);
+    }
+}

@@ -5,6 +5,7 @@
 //! - [`nats`]: the NATS client-protocol listener over the engine's subject router.
 //! - [`admin`]: the admin HTTP listener, with FlowMesh's live feed ([`feed`]) and metrics ([`flowmesh_metrics`]),
 //!   which [`observe`] updates after every FlowMesh operation; the metrics also have a listener of their own.
+//! - [`herald_api`]: Herald's own admin API on the admin listener (the dashboard's overview, KV entries).
 //! - [`auth`]: principals and credentials; [`config`]: the configuration and its validation.
 //!
 //! [`start`] binds every listener (port 0 works, which is how tests run whole servers), opens the engine and
@@ -18,6 +19,7 @@ pub mod events;
 pub mod feed;
 pub mod flowmesh_metrics;
 pub mod grpc;
+pub mod herald_api;
 pub mod nats;
 pub mod observe;
 pub mod relay;
@@ -147,6 +149,7 @@ pub async fn start_with_clock(v: Validated, clock: Arc<dyn Clock>) -> anyhow::Re
             .await
             .context("gRPC listener failed")
     }));
+    // Herald's own admin API joins FlowMesh's routes here, so the admin module stays FlowMesh's alone.
     let admin = admin::router(state.clone());
     let sd = shutdown.clone();
     tasks.push(tokio::spawn(async move {
@@ -170,6 +173,7 @@ pub async fn start_with_clock(v: Validated, clock: Arc<dyn Clock>) -> anyhow::Re
                 Arc::clone(&engine.pubsub),
                 state.auth.clone(),
                 v.nats.clone(),
+                Arc::clone(&state.nats),
                 shutdown.clone(),
             )?;
             tasks.push(task);

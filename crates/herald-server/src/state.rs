@@ -4,6 +4,7 @@
 use crate::auth::Authenticator;
 use crate::feed::Feed;
 use crate::flowmesh_metrics::FlowmeshMetrics;
+use crate::nats::registry::Registry as NatsRegistry;
 use herald_engine::Engine;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -19,6 +20,8 @@ pub struct AppState {
     pub feed: Feed,
     /// The `flowmesh_*` metrics (§5.9).
     pub metrics: Arc<FlowmeshMetrics>,
+    /// The NATS listener's live connections (empty while it is off), for the admin API.
+    pub nats: Arc<NatsRegistry>,
     ready: Arc<AtomicBool>,
 }
 
@@ -30,6 +33,7 @@ impl AppState {
             shutdown,
             feed: Feed::new(),
             metrics: Arc::new(FlowmeshMetrics::new()),
+            nats: Arc::default(),
             ready: Arc::new(AtomicBool::new(false)),
         }
     }

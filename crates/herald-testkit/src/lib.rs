@@ -5,6 +5,7 @@ use herald_proto::flowmesh::v1 as pb;
 use herald_server::RunningServer;
 use herald_server::auth::{TokenConfig, UserConfig};
 use herald_server::config::{Config, NatsConfig};
+pub use herald_server::events::settings::{EventsConfig, IdentityEntry};
 pub use herald_server::relay::settings::RelayConfig;
 
 pub mod ensync;
@@ -33,6 +34,8 @@ pub struct TestOptions {
     pub nats: Option<NatsConfig>,
     /// Turns the relay listener on with these settings ([`relay_test_config`] is a ready-made one).
     pub relay: Option<RelayConfig>,
+    /// The `[events]` table (identities and delivery tuning); default: no identities.
+    pub events: Option<EventsConfig>,
 }
 
 /// Relay settings for tests: the contract's defaults plus what it needs to start (fixed JWT secret, bootstrap admin
@@ -95,6 +98,9 @@ impl TestServer {
         }
         if let Some(n) = &options.nats {
             config.nats = n.clone();
+        }
+        if let Some(e) = &options.events {
+            config.events = e.clone();
         }
         config.auth.users = options.users.clone();
         config.storage.fsync = options.fsync.clone().unwrap_or_else(|| "always".into());

@@ -141,6 +141,24 @@ pub trait Events: Send + Sync {
 
     /// What the dashboard and metrics show.
     async fn stats(&self) -> Result<EventsStats>;
+
+    /// One entry per registered identity, and per other recipient that still has open events (an identity removed
+    /// from the configuration), sorted by public key bytes.
+    async fn recipients(&self) -> Result<Vec<RecipientSnapshot>>;
+}
+
+/// A recipient's delivery state at one instant (taken under the dispatcher's lock).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RecipientSnapshot {
+    pub recipient: PublicKey,
+    /// Open events waiting for a subscription.
+    pub pending: u64,
+    /// Delivered and not yet acked, discarded or deferred.
+    pub in_flight: u64,
+    /// Deferred and not yet due.
+    pub deferred: u64,
+    /// Live sessions connected as this identity.
+    pub sessions: u64,
 }
 
 /// Counters for observability.

@@ -50,6 +50,14 @@ struct Sub {
     in_flight: BTreeSet<u64>,
 }
 
+/// A recipient's open events by state (see [`Dispatch::recipient_counts`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct RecipientCounts {
+    pub pending: usize,
+    pub in_flight: usize,
+    pub deferred: usize,
+}
+
 /// One event to hand to a sink. If the sink refuses it, call [`Dispatch::undeliverable`].
 pub(crate) struct Delivery {
     pub sink: Arc<dyn EventSink>,
@@ -69,6 +77,8 @@ pub(crate) struct Dispatch {
     clients: HashMap<Arc<str>, ClientState>,
     /// In-flight deadlines and deferral ends, in time order.
     timers: BTreeSet<(EpochMs, u64)>,
+    /// Deferred events per recipient, kept up to date so that a snapshot need not walk every open event.
+    deferred: HashMap<PublicKey, usize>,
     next_sink: SinkId,
     pub delivered_total: u64,
 }
@@ -88,6 +98,7 @@ impl Dispatch {
             subs: HashMap::new(),
             clients: HashMap::new(),
             timers: BTreeSet::new(),
+            deferred: HashMap::new(),
             next_sink: 1,
             delivered_total: 0,
         }
@@ -127,6 +138,7 @@ impl Dispatch {
         let state = match until {
             Some(until) => {
                 self.timers.insert((until, block));
+                *self.deferred.entry(recipient).or_default() += 1;
                 State::Deferred { until }
             }
             None => {
@@ -266,9 +278,43 @@ impl Dispatch {
             }
             State::Deferred { until } => {
                 self.timers.remove(&(until, block));
+                self.undefer(&key.0);
             }
         }
         Some(key)
+    }
+
+    /// One deferred event of `recipient` left the deferred state.
+    fn undefer(&mut self, recipient: &PublicKey) {
+        if let Some(n) = self.deferred.get_mut(recipient) {
+            *n -= 1;
+            if *n == 0 {
+                self.deferred.remove(recipient);
+            }
+        }
+    }
+
+    /// Open events per recipient that has any: pending, in flight and deferred. Walks the queues, the
+    /// subscriptions and the deferred counters, never the open events themselves, so it is cheap enough to take
+    /// under the service's lock.
+    pub fn recipient_counts(&self) -> HashMap<PublicKey, RecipientCounts> {
+        let mut out: HashMap<PublicKey, RecipientCounts> = HashMap::new();
+        for ((recipient, _), q) in &self.queues {
+            if !q.pending.is_empty() {
+                out.entry(*recipient).or_default().pending += q.pending.len();
+            }
+        }
+        for ((client, _), sub) in &self.subs {
+            if !sub.in_flight.is_empty()
+                && let Some(c) = self.clients.get(client)
+            {
+                out.entry(c.identity).or_default().in_flight += sub.in_flight.len();
+            }
+        }
+        for (recipient, n) in &self.deferred {
+            out.entry(*recipient).or_default().deferred += n;
+        }
+        out
     }
 
     /// Acked or discarded: the event leaves. Returns its queue (a window slot may have opened).
@@ -282,6 +328,7 @@ impl Dispatch {
     pub fn defer(&mut self, block: u64, until: EpochMs) -> Option<QueueKey> {
         let key = self.detach_state(block)?;
         self.timers.insert((until, block));
+        *self.deferred.entry(key.0).or_default() += 1;
         if let Some(o) = self.open.get_mut(&block) {
             o.state = State::Deferred { until };
         }
@@ -308,6 +355,7 @@ impl Dispatch {
                     if let Some(o) = self.open.get_mut(&block) {
                         o.state = State::Pending;
                     }
+                    self.undefer(&key.0);
                     self.queues.entry(key).or_default().pending.insert(block);
                 }
                 _ => continue,
@@ -497,6 +545,35 @@ mod tests {
         out.clear();
         d.pump(&(PK, name()), 0, &mut out);
         assert_eq!(blocks(&out), [(1, "o".into())]);
+    }
+
+    #[test]
+    fn recipient_counts_follow_every_transition() {
+        const OTHER: PublicKey = [9; 32];
+        let mut d = setup(4);
+        d.add(5, Arc::from("id5"), OTHER, name(), Some(100));
+        let counts = |d: &Dispatch, pk: PublicKey| d.recipient_counts().get(&pk).copied().unwrap_or_default();
+        let rc = |pending, in_flight, deferred| RecipientCounts { pending, in_flight, deferred };
+        assert_eq!(counts(&d, PK), rc(4, 0, 0));
+        assert_eq!(counts(&d, OTHER), rc(0, 0, 1));
+        let c: Arc<str> = Arc::from("c");
+        d.subscribe(&c, PK, &name(), Arc::new(Recorder::default()), 2);
+        let mut out = Vec::new();
+        d.pump(&(PK, name()), 0, &mut out);
+        assert_eq!(counts(&d, PK), rc(2, 2, 0));
+        d.defer(1, 50);
+        assert_eq!(counts(&d, PK), rc(2, 1, 1));
+        d.close(2);
+        assert_eq!(counts(&d, PK), rc(2, 0, 1));
+        d.due(100);
+        assert_eq!(counts(&d, PK), rc(3, 0, 0), "the deferral ended");
+        assert_eq!(counts(&d, OTHER), rc(1, 0, 0));
+        d.defer(3, 1000);
+        d.close(3);
+        assert_eq!(counts(&d, PK), rc(2, 0, 0), "closing a deferred event uncounts it");
+        assert!(d.deferred.is_empty(), "no empty counters are left behind");
+        d.end_client(&c);
+        assert_eq!(counts(&d, PK), rc(2, 0, 0));
     }
 
     #[test]

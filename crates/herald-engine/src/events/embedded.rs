@@ -16,7 +16,7 @@ use async_trait::async_trait;
 use herald_log::{Log, LogOptions, NewRecord, Retention};
 use herald_types::{Clock, HeraldError, Result};
 use parking_lot::Mutex;
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -722,6 +722,30 @@ impl Events for EmbeddedEvents {
             delivered_total: d.delivered_total,
             acked_total: self.acked.load(Ordering::Relaxed),
         })
+    }
+
+    async fn recipients(&self) -> Result<Vec<RecipientSnapshot>> {
+        // The two locks are taken one after the other, never nested, so this cannot deadlock with a path that takes
+        // them in the other order; the figures are each exact, and together as close to one instant as that allows.
+        let mut sessions: HashMap<PublicKey, u64> = HashMap::new();
+        for s in self.sessions.lock().values() {
+            *sessions.entry(s.session.identity).or_default() += 1;
+        }
+        let counts = self.dispatch.lock().recipient_counts();
+        let mut out: BTreeMap<PublicKey, RecipientSnapshot> =
+            self.registered.iter().map(|&pk| (pk, RecipientSnapshot { recipient: pk, ..Default::default() })).collect();
+        for (pk, c) in counts {
+            let e = out.entry(pk).or_insert_with(|| RecipientSnapshot { recipient: pk, ..Default::default() });
+            e.pending = c.pending as u64;
+            e.in_flight = c.in_flight as u64;
+            e.deferred = c.deferred as u64;
+        }
+        for (pk, n) in sessions {
+            if let Some(e) = out.get_mut(&pk) {
+                e.sessions = n;
+            }
+        }
+        Ok(out.into_values().collect())
     }
 }
 

@@ -66,6 +66,15 @@ pub struct RelayTopic {
     pub description: Option<String>,
 }
 
+/// What a topic's history holds, as the dashboard shows it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RelayTopicStats {
+    /// Retained messages: what a history read can return (at most `max_messages_per_topic`).
+    pub messages: u64,
+    /// When the newest message was published; `None` if the topic has none.
+    pub last_message_at: Option<Micros>,
+}
+
 // ---------------------------------------------------------------- messages
 
 /// A message id in Valkey stream-id form `<ms>-<seq>` (contract §4.5): strictly increasing within a topic, compared
@@ -212,6 +221,12 @@ pub trait Relay: Send + Sync {
     /// The owner's topics, sorted by name. This is also the user's `owned_topics`.
     async fn topics(&self, owner_id: &str) -> Result<Vec<RelayTopic>>;
     async fn topic_count(&self) -> Result<u64>;
+    /// Every topic record of every owner, sorted by (owner id, name).
+    async fn all_topics(&self) -> Result<Vec<RelayTopic>>;
+    /// The topic's retained message count and newest message time, from what its open log already knows (the log
+    /// is opened, as a read would, if it has not been used since start-up). Zero and `None` for a topic without
+    /// history.
+    async fn topic_stats(&self, owner_id: &str, topic: &str) -> Result<RelayTopicStats>;
     /// Sets the description when `Some`; `NotFound` if the topic does not exist.
     async fn update_topic(&self, owner_id: &str, name: &str, description: Option<String>) -> Result<RelayTopic>;
     /// Deletes the topic record; its stored messages stay and reappear if the topic is created again (§1.6).

@@ -128,6 +128,14 @@ impl Relay for EmbeddedRelay {
         Ok(self.topics.count())
     }
 
+    async fn all_topics(&self) -> Result<Vec<RelayTopic>> {
+        self.topics.all()
+    }
+
+    async fn topic_stats(&self, owner_id: &str, topic: &str) -> Result<RelayTopicStats> {
+        self.messages.stats(owner_id, topic).await
+    }
+
     async fn update_topic(&self, owner_id: &str, name: &str, description: Option<String>) -> Result<RelayTopic> {
         self.topics.update(owner_id, name, description).await
     }

@@ -13,7 +13,7 @@
 //! A topic's log stays open, with its hot tier, from first use until shutdown: memory is at most `hot_messages`
 //! messages per topic used since start-up, plus each log's sparse index.
 
-use super::api::{FrameEncoder, HistoryOrder, Micros, RelayId, RelayMessage, RelayMessageIn};
+use super::api::{FrameEncoder, HistoryOrder, Micros, RelayId, RelayMessage, RelayMessageIn, RelayTopicStats};
 use super::records::{check_key_part, decode_message, encode_message_head, pair_key};
 use crate::durability::FsyncPolicy;
 use crate::pubsub::{Published, Router};
@@ -271,6 +271,17 @@ impl Messages {
                 .map_err(log_err("syncing a relay topic"))?;
         }
         Ok(stored)
+    }
+
+    /// The retained count and the newest message's time, from the open log's in-memory state (no log read once
+    /// the log is open).
+    pub async fn stats(&self, owner_id: &str, topic: &str) -> Result<RelayTopicStats> {
+        let Some(t) = self.topic_log(owner_id, topic, false).await? else { return Ok(RelayTopicStats::default()) };
+        let (first, end) = self.window(&t);
+        let messages = end.saturating_sub(first);
+        // The publish lock holds the newest timestamp (`Micros::MIN` until the first message).
+        let newest = *t.publish.lock();
+        Ok(RelayTopicStats { messages, last_message_at: (messages > 0 && newest != Micros::MIN).then_some(newest) })
     }
 
     /// Adds freshly stored messages to the hot tier and makes them visible to readers.

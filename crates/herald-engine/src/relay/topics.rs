@@ -110,6 +110,16 @@ impl Topics {
         Ok(out)
     }
 
+    /// Every owner's topics, sorted by (owner id, name): the keys' order.
+    pub fn all(&self) -> Result<Vec<RelayTopic>> {
+        let mut out = Vec::new();
+        for item in self.store.relay.topics.iter() {
+            let (_, v) = item.into_inner().map_err(fjall_err("listing relay topics"))?;
+            out.push(RelayTopic::from(from_json::<TopicRecord>("topic", &v)?));
+        }
+        Ok(out)
+    }
+
     pub fn count(&self) -> u64 {
         *self.lock.lock()
     }

@@ -21,7 +21,7 @@ use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::{StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
-use errors::ApiError;
+pub(crate) use errors::ApiError;
 use herald_types::{HeraldError, ResourceKind};
 use request::Target;
 use serde_json::Value;
@@ -40,7 +40,8 @@ pub fn router(state: AppState) -> Router {
         .with_state(state.clone())
         // The live feed and the metrics carry their own state.
         .merge(crate::feed::ws::router(state.clone()))
-        .merge(crate::flowmesh_metrics::router(state))
+        .merge(crate::flowmesh_metrics::router(state.clone()))
+        .merge(crate::herald_api::router(state))
         // Merge further areas above this line: the 404-for-any-method rule below applies to the routes registered
         // before it.
         .method_not_allowed_fallback(not_found)

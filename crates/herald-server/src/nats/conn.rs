@@ -9,10 +9,10 @@ use super::Shared;
 use super::codec::{ClientOp, Parser};
 use super::info::{Connect, Options};
 use super::outbound::{Closed, FlushScope, Outbound};
+use super::registry::ConnEntry;
 use crate::auth::Principal;
 use bytes::{Bytes, BytesMut};
-use herald_engine::pubsub::{Published, Subscriber, Subscription};
-use std::collections::HashMap;
+use herald_engine::pubsub::{Published, Subscriber};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -40,7 +40,8 @@ struct Conn {
     /// The PONG answering the first PING after CONNECT has been queued: server PINGs may start (§1.2 step 5).
     handshake_done: bool,
     principal: Option<Principal>,
-    subs: HashMap<Bytes, Arc<Subscription>>,
+    /// This connection in the listener's registry: its subscriptions (by sid), name and counters live there.
+    entry: Arc<ConnEntry>,
     /// Unanswered server PINGs.
     pings_out: u32,
     /// The client sent something since the last keepalive tick.
@@ -68,7 +69,8 @@ pub(super) async fn serve(shared: Arc<Shared>, stream: TcpStream, peer: SocketAd
 
     let admitted = shared.connections.fetch_add(1, Ordering::AcqRel) < shared.limits.max_connections;
     if admitted {
-        shared.registry.lock().insert(id, (Arc::clone(&out), peer.ip()));
+        let entry = ConnEntry::new(id, peer, Arc::clone(&out));
+        shared.registry.insert(Arc::clone(&entry));
         let mut conn = Conn {
             id,
             shared: Arc::clone(&shared),
@@ -77,16 +79,17 @@ pub(super) async fn serve(shared: Arc<Shared>, stream: TcpStream, peer: SocketAd
             connected: false,
             handshake_done: false,
             principal: None,
-            subs: HashMap::new(),
+            entry: Arc::clone(&entry),
             pings_out: 0,
             active: false,
             congested: false,
         };
         conn.read_loop(&sock).await;
-        for sub in conn.subs.values() {
+        let subs = std::mem::take(&mut *entry.subs.lock());
+        for sub in subs.values() {
             shared.router.unsubscribe(sub);
         }
-        shared.registry.lock().remove(&id);
+        shared.registry.remove(id);
     } else {
         out.push_err("maximum connections exceeded");
     }
@@ -288,6 +291,7 @@ impl Conn {
         self.out.set_headers(opts.headers);
         self.principal = self.shared.auth.is_enabled().then_some(principal);
         self.connected = true;
+        self.entry.set_name(c.name.as_deref().unwrap_or(""));
         tracing::debug!(
             client = self.id,
             name = c.name.as_deref().unwrap_or(""),
@@ -306,6 +310,7 @@ impl Conn {
         body: &Bytes,
         hpub: bool,
     ) -> Result<(), End> {
+        self.entry.count_in();
         if hpub && !self.opts.headers {
             return Err(End::Silent);
         }
@@ -337,11 +342,14 @@ impl Conn {
     /// A request that reached nobody: a 503 status message to the requester's own subscription on the reply
     /// subject, in the 2.12 form with `Nats-Subject` (§1.10). Nothing if the requester does not listen there.
     fn no_responders(&self, subject: &[u8], reply: &[u8]) {
-        let Some(sub) = self
+        let found = self
+            .entry
             .subs
+            .lock()
             .values()
             .find(|s| s.queue.is_none() && !s.is_removed() && herald_subject::matches(&s.subject, reply))
-        else {
+            .cloned();
+        let Some(sub) = found else {
             return;
         };
         let mut block = BytesMut::with_capacity(40 + subject.len());
@@ -350,7 +358,7 @@ impl Conn {
         block.extend_from_slice(b"\r\n\r\n");
         let body = block.freeze();
         let status = Published { subject: reply, reply: None, header_len: body.len(), body: &body };
-        self.shared.router.deliver_to(sub, &status);
+        self.shared.router.deliver_to(&sub, &status);
     }
 
     fn subscribe(&mut self, subject: Bytes, queue: Option<Bytes>, sid: Bytes) {
@@ -371,42 +379,48 @@ impl Conn {
             });
             return;
         }
-        if self.subs.get(&sid).is_some_and(|s| !s.is_removed()) {
-            // The reference keeps the original subscription and ignores the new SUB.
-            self.ok();
-            return;
-        }
-        // Subscriptions removed by a delivery limit (old-style request inboxes) leave entries behind; sweep them
-        // whenever the map doubles, so a long-lived connection making many requests stays small.
-        if self.subs.len() >= 64 && self.subs.len().is_power_of_two() {
-            self.subs.retain(|_, s| !s.is_removed());
-        }
-        let max = self.shared.limits.max_subscriptions;
-        if max > 0 && self.subs.len() >= max {
-            self.subs.retain(|_, s| !s.is_removed());
-            if self.subs.len() >= max {
-                self.out.push_err("maximum subscriptions exceeded");
+        {
+            // Only this connection's reader changes the map; the lock is there for the admin API's snapshots.
+            let mut subs = self.entry.subs.lock();
+            if subs.get(&sid).is_some_and(|s| !s.is_removed()) {
+                drop(subs);
+                // The reference keeps the original subscription and ignores the new SUB.
+                self.ok();
                 return;
+            }
+            // Subscriptions removed by a delivery limit (old-style request inboxes) leave entries behind; sweep
+            // them whenever the map doubles, so a long-lived connection making many requests stays small.
+            if subs.len() >= 64 && subs.len().is_power_of_two() {
+                subs.retain(|_, s| !s.is_removed());
+            }
+            let max = self.shared.limits.max_subscriptions;
+            if max > 0 && subs.len() >= max {
+                subs.retain(|_, s| !s.is_removed());
+                if subs.len() >= max {
+                    drop(subs);
+                    self.out.push_err("maximum subscriptions exceeded");
+                    return;
+                }
             }
         }
         let sink: Arc<dyn Subscriber> = Arc::clone(&self.out) as Arc<dyn Subscriber>;
         let sub = self.shared.router.subscribe(sink, subject, queue, sid.clone());
-        self.subs.insert(sid, sub);
+        self.entry.subs.lock().insert(sid, sub);
         self.ok();
     }
 
     /// §1.5 UNSUB: unknown sids are ignored; a limit counts deliveries already made.
     fn unsubscribe(&mut self, sid: &Bytes, max: Option<u64>) {
-        let Some(sub) = self.subs.get(sid) else { return };
+        let Some(sub) = self.entry.subs.lock().get(sid).cloned() else { return };
         let keep = match max {
-            Some(max) => self.shared.router.limit(sub, max),
+            Some(max) => self.shared.router.limit(&sub, max),
             None => {
-                self.shared.router.unsubscribe(sub);
+                self.shared.router.unsubscribe(&sub);
                 false
             }
         };
         if !keep {
-            self.subs.remove(sid);
+            self.entry.subs.lock().remove(sid);
         }
     }
 }

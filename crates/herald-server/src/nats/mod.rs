@@ -5,6 +5,7 @@
 //! - [`info`]: the INFO greeting and the CONNECT options.
 //! - [`outbound`]: a connection's bounded outbound buffer and its batching writer; slow consumers are cut off.
 //! - `conn`: one connection, its handshake, and its operations handled strictly in order.
+//! - [`registry`]: the live connections (peer, CONNECT name, subscriptions, counters), shared with the admin API.
 //!
 //! Routing is the engine's [`herald_engine::pubsub::Router`], shared with every other subject-based front-end.
 //! Credentials are Herald's principals: a CONNECT `auth_token` is a Herald bearer token, `user`/`pass` a configured
@@ -14,13 +15,13 @@ pub mod codec;
 mod conn;
 pub mod info;
 pub mod outbound;
+pub mod registry;
 
 use crate::auth::Authenticator;
 use crate::config::NatsLimits;
 use herald_engine::pubsub::Router;
 use outbound::{Closed, Outbound};
-use parking_lot::Mutex;
-use std::collections::HashMap;
+use registry::Registry;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize};
@@ -37,8 +38,8 @@ pub(crate) struct Shared {
     addr: SocketAddr,
     next_client_id: AtomicU64,
     connections: AtomicUsize,
-    /// Live connections, for lame-duck mode: their outbound side and peer address (to repeat their INFO).
-    registry: Mutex<HashMap<u64, (Arc<Outbound>, IpAddr)>>,
+    /// Live connections: lame-duck mode repeats their INFO, the admin API shows them.
+    registry: Arc<Registry>,
     /// Server shutdown: every connection closes.
     shutdown: CancellationToken,
     /// Lame-duck mode: stop accepting.
@@ -74,12 +75,13 @@ pub struct NatsListener {
 }
 
 impl NatsListener {
-    /// Serves connections accepted on `listener` until `shutdown` is cancelled.
+    /// Serves connections accepted on `listener` until `shutdown` is cancelled, recording them in `registry`.
     pub fn start(
         listener: TcpListener,
         router: Arc<Router>,
         auth: Authenticator,
         limits: NatsLimits,
+        registry: Arc<Registry>,
         shutdown: CancellationToken,
     ) -> anyhow::Result<(NatsListener, tokio::task::JoinHandle<anyhow::Result<()>>)> {
         let addr = listener.local_addr()?;
@@ -91,7 +93,7 @@ impl NatsListener {
             addr,
             next_client_id: AtomicU64::new(1),
             connections: AtomicUsize::new(0),
-            registry: Mutex::new(HashMap::new()),
+            registry,
             shutdown,
             lame_duck: CancellationToken::new(),
         });
@@ -110,7 +112,7 @@ impl NatsListener {
         let s = &self.shared;
         s.lame_duck.cancel();
         let clients: Vec<(u64, Arc<Outbound>, IpAddr)> =
-            s.registry.lock().iter().map(|(id, (out, ip))| (*id, Arc::clone(out), *ip)).collect();
+            s.registry.entries().into_iter().map(|e| (e.id, Arc::clone(&e.out), e.peer.ip())).collect();
         tracing::info!(clients = clients.len(), "NATS listener entering lame-duck mode");
         for (id, out, ip) in &clients {
             out.push_bytes(&s.info(*id, *ip, true).line());

@@ -22,7 +22,7 @@ use herald_engine::pubsub::{Delivery, Published, Subscriber};
 use parking_lot::Mutex;
 use std::cell::RefCell;
 use std::io;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 use tokio::net::TcpStream;
@@ -54,6 +54,8 @@ pub struct Outbound {
     /// Whether the client negotiated headers (CONNECT `headers: true`): HMSG, or MSG with headers stripped.
     headers: AtomicBool,
     max_pending: usize,
+    /// Messages (MSG / HMSG frames) taken for this client, for the dashboard.
+    out_msgs: AtomicU64,
     state: Mutex<State>,
     wake: Notify,
     sock: Arc<TcpStream>,
@@ -104,6 +106,7 @@ impl Outbound {
             id,
             headers: AtomicBool::new(false),
             max_pending,
+            out_msgs: AtomicU64::new(0),
             state: Mutex::new(State {
                 buf: BytesMut::new(),
                 writing: 0,
@@ -116,6 +119,11 @@ impl Outbound {
             me: me.clone(),
             done: CancellationToken::new(),
         })
+    }
+
+    /// Messages taken for this client so far.
+    pub fn out_msgs(&self) -> u64 {
+        self.out_msgs.load(Ordering::Relaxed)
     }
 
     pub fn set_headers(&self, on: bool) {
@@ -293,13 +301,17 @@ impl Subscriber for Outbound {
 
     fn deliver(&self, sid: &Bytes, msg: &Published<'_>) -> Delivery {
         let with_headers = self.headers.load(Ordering::Relaxed);
-        match self.push_measured(|out| {
+        let pending = match self.push_measured(|out| {
             codec::put_msg(out, msg.subject, sid, msg.reply, msg.header_len, msg.body, with_headers)
         }) {
-            None => Delivery::Refused,
+            None => return Delivery::Refused,
+            Some(pending) => pending,
+        };
+        self.out_msgs.fetch_add(1, Ordering::Relaxed);
+        match pending {
             // Above three quarters of the limit, ask publishers to ease off (the reference's threshold).
-            Some(pending) if pending > self.max_pending / 4 * 3 => Delivery::Congested,
-            Some(_) => Delivery::Taken,
+            pending if pending > self.max_pending / 4 * 3 => Delivery::Congested,
+            _ => Delivery::Taken,
         }
     }
 }
@@ -373,6 +385,7 @@ mod tests {
         out.deliver(&Bytes::from_static(b"1"), &msg);
         out.set_headers(true);
         out.deliver(&Bytes::from_static(b"2"), &msg);
+        assert_eq!(out.out_msgs(), 2, "both messages are counted");
         let want = b"MSG hh 1 2\r\nhi\r\nHMSG hh 2 12 14\r\nNATS/1.0\r\n\r\nhi\r\n";
         let mut got = vec![0u8; want.len()];
         tokio::time::timeout(Duration::from_secs(5), client.read_exact(&mut got)).await.unwrap().unwrap();
