@@ -247,6 +247,7 @@ where
     let op = Arc::new(op);
     let stop = Arc::new(AtomicBool::new(false));
     let errors = Arc::new(AtomicU64::new(0));
+    let done = Arc::new(AtomicU64::new(0));
     let mut tasks = Vec::new();
     let mut conns = Vec::new();
     for _ in 0..connections.clamp(1, clients.max(1)) {
@@ -256,7 +257,7 @@ where
     for c in 0..clients {
         let conn = conns[c % conns.len()].clone();
         let origin = origin(addr);
-        let (op, stop, errors) = (Arc::clone(&op), Arc::clone(&stop), Arc::clone(&errors));
+        let (op, stop, errors, done) = (Arc::clone(&op), Arc::clone(&stop), Arc::clone(&errors), Arc::clone(&done));
         tasks.push(tokio::spawn(async move {
             let mut hist = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("histogram bounds");
             let mut n = 0u64;
@@ -275,13 +276,31 @@ where
                 } else {
                     failing_since = None;
                     let _ = hist.record(t.elapsed().as_micros().max(1) as u64);
+                    done.fetch_add(1, Ordering::Relaxed);
                 }
                 n += 1;
             }
             hist
         }));
     }
-    tokio::time::sleep(duration).await;
+    // A progress bar on standard error while the clients run (drawn only when stderr is a terminal, so scripts and
+    // `--json` output never see it).
+    let bar = indicatif::ProgressBar::new(duration.as_millis() as u64);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{bar:40} {msg}").expect("a valid template").progress_chars("=> "),
+    );
+    while start.elapsed() < duration {
+        tokio::time::sleep(Duration::from_millis(100).min(duration.saturating_sub(start.elapsed()))).await;
+        let done = done.load(Ordering::Relaxed);
+        let secs = start.elapsed().as_secs_f64();
+        bar.set_position(start.elapsed().as_millis() as u64);
+        bar.set_message(format!(
+            "{done} requests, {:.0}/s, {secs:.1} of {:.1} s",
+            done as f64 / secs.max(0.001),
+            duration.as_secs_f64()
+        ));
+    }
+    bar.finish_and_clear();
     stop.store(true, Ordering::Relaxed);
     let mut merged = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)?;
     for t in tasks {
