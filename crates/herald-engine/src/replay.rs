@@ -6,6 +6,12 @@
 //! independently of the request that started it (D14) until the session completes, fails, is paused, stopped or
 //! deleted, or the engine shuts down.
 //!
+//! Observing: a front-end that wants to follow sessions (the live feed) registers one [`ReplayListener`] with
+//! [`Replays::set_listener`]. It is called after every stored change — a request's transition, a replay batch's
+//! progress, the task's completion or failure — and after a deletion, whichever transport or task made it, so the
+//! engine needs to know nothing about who listens. It runs under the session's lock (so calls for one session arrive
+//! in the order of the changes) and must therefore not block.
+//!
 //! Locking: every change to a session (a request's transition or a batch of the task) happens under the session's
 //! async `control` mutex, so a pause that has returned has really stopped the replay: the task either finished its
 //! batch before the pause took the lock, or finds itself superseded when it gets the lock. Reads (`get`, `list`)
@@ -170,6 +176,18 @@ impl ReplaySession {
     }
 }
 
+/// What a [`ReplayListener`] is told.
+#[derive(Clone, Copy, Debug)]
+pub enum ReplayChange<'a> {
+    /// The session as just stored (status, progress or both changed).
+    Updated(&'a ReplaySession),
+    /// The session with this id was deleted.
+    Deleted(&'a str),
+}
+
+/// Called after every stored change of a session; must not block (it runs under the session's lock).
+pub type ReplayListener = Arc<dyn Fn(ReplayChange<'_>) + Send + Sync>;
+
 /// A session to create.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct NewReplay {
@@ -196,6 +214,9 @@ pub trait Replays: Send + Sync {
     async fn stop(&self, id: &str) -> Result<()>;
     /// Stops the task and forgets the session. The sandbox group's offsets stay.
     async fn delete(&self, id: &str) -> Result<()>;
+    /// Registers the one listener told about every later change (replacing any previous one). Creation is not a
+    /// change: the creator has the session in hand.
+    fn set_listener(&self, listener: ReplayListener);
 }
 
 fn session_not_found(id: &str) -> HeraldError {
@@ -218,9 +239,17 @@ struct Shared {
     streams: Arc<dyn Streams>,
     store: SharedStore,
     clock: Arc<dyn Clock>,
+    listener: RwLock<Option<ReplayListener>>,
 }
 
 impl Shared {
+    /// Tells the listener, if any, the session's current state. Callers hold the session's `control` lock.
+    fn notify(&self, entry: &Entry) {
+        if let Some(listener) = self.listener.read().as_ref() {
+            listener(ReplayChange::Updated(&entry.session()));
+        }
+    }
+
     async fn save(&self, key: &[u8; 16], rec: &Record) -> Result<()> {
         let mut batch = self.store.batch();
         batch.insert(&self.store.replay_sessions, key.to_vec(), rec.encode());
@@ -235,6 +264,7 @@ impl Shared {
         rec.updated_at = self.clock.now_ns();
         self.save(&entry.key, &rec).await?;
         *entry.view.lock() = rec;
+        self.notify(entry);
         Ok(())
     }
 }
@@ -323,7 +353,7 @@ impl EmbeddedReplays {
             store.commit(batch)?;
         }
         Ok(EmbeddedReplays {
-            shared: Arc::new(Shared { streams, store, clock }),
+            shared: Arc::new(Shared { streams, store, clock, listener: RwLock::new(None) }),
             sessions: RwLock::new(sessions),
             closed: AtomicBool::new(false),
         })
@@ -561,7 +591,14 @@ impl Replays for EmbeddedReplays {
         ctl.halt();
         ctl.deleted = true;
         self.sessions.write().remove(id);
+        if let Some(listener) = self.shared.listener.read().as_ref() {
+            listener(ReplayChange::Deleted(id));
+        }
         Ok(())
+    }
+
+    fn set_listener(&self, listener: ReplayListener) {
+        *self.shared.listener.write() = Some(listener);
     }
 }
 

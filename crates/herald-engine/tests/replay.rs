@@ -3,7 +3,7 @@
 //! wait for a condition (with a deadline) rather than for a fixed time.
 
 use bytes::Bytes;
-use herald_engine::replay::{NewReplay, ReplayEnd, ReplaySession, ReplayStart, ReplayStatus};
+use herald_engine::replay::{NewReplay, ReplayChange, ReplayEnd, ReplaySession, ReplayStart, ReplayStatus};
 use herald_engine::*;
 use herald_types::{ErrorCode, ManualClock, ResourceKind, ResourcePath};
 use std::sync::Arc;
@@ -243,6 +243,53 @@ async fn state_machine_no_ops_and_illegal_transitions() {
         assert_err(r.delete(id).await, ErrorCode::NotFound, &msg);
     }
     assert_eq!(r.list(None).await.unwrap().len(), 3);
+    f.background.stop().await;
+}
+
+/// What a listener heard, in order: `(id, status)` for a change, `(id, "deleted")` for a deletion.
+fn record_changes(engine: &Engine) -> Arc<parking_lot::Mutex<Vec<(String, String, i64)>>> {
+    let heard = Arc::new(parking_lot::Mutex::new(Vec::new()));
+    let log = Arc::clone(&heard);
+    engine.replays.set_listener(Arc::new(move |change| {
+        let entry = match change {
+            ReplayChange::Updated(s) => (s.id.clone(), s.status.as_str().to_owned(), s.progress.messages_replayed),
+            ReplayChange::Deleted(id) => (id.to_owned(), "deleted".to_owned(), 0),
+        };
+        log.lock().push(entry);
+    }));
+    heard
+}
+
+#[tokio::test]
+async fn the_listener_hears_every_stored_change_from_requests_and_the_task() {
+    let f = fixture();
+    let s = stream("heard");
+    f.write(&s, 3).await;
+    let heard = record_changes(&f.engine);
+    let r = &f.engine.replays;
+    let id = f.create(&s, ReplayStart::Offset(0), ReplayEnd::Offset(2), "_replay_h").await.id;
+    assert!(heard.lock().is_empty(), "creation is not a change");
+    r.start(&id).await.unwrap();
+    f.wait_for(&id, "completion", |s| s.status == ReplayStatus::Completed).await;
+    r.delete(&id).await.unwrap();
+    let heard_now = heard.lock().clone();
+    let statuses: Vec<&str> = heard_now.iter().map(|(_, st, _)| st.as_str()).collect();
+    assert_eq!(statuses.first(), Some(&"active"), "{heard_now:?}");
+    assert_eq!(&statuses[statuses.len() - 2..], ["completed", "deleted"], "{heard_now:?}");
+    assert!(heard_now.iter().all(|(i, _, _)| *i == id));
+    // The batch's progress was told before the completion (here in the same change or one before it).
+    assert_eq!(heard_now[heard_now.len() - 2].2, 3);
+
+    // Request transitions of another session, including the no-op that changes nothing.
+    heard.lock().clear();
+    let open = f.create(&s, ReplayStart::Offset(0), ReplayEnd::Open, "_replay_o").await.id;
+    r.start(&open).await.unwrap();
+    r.pause(&open).await.unwrap();
+    r.pause(&open).await.unwrap();
+    r.resume(&open).await.unwrap();
+    r.stop(&open).await.unwrap();
+    let statuses: Vec<String> = heard.lock().iter().map(|(_, st, _)| st.clone()).filter(|st| st != "active").collect();
+    assert_eq!(statuses, ["paused", "stopped"]);
     f.background.stop().await;
 }
 

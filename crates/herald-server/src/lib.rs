@@ -133,6 +133,8 @@ pub async fn start_with_clock(v: Validated, clock: Arc<dyn Clock>) -> anyhow::Re
     let (auth, generated_token) = authenticator(&v);
     let shutdown = CancellationToken::new();
     let state = AppState::new(Arc::clone(&engine), auth, shutdown.clone());
+    // Replay sessions change without requests too (their tasks): the feed follows them from the engine.
+    observe::follow_replays(&state);
 
     let mut tasks = Vec::new();
     let grpc_service = grpc::service(&state, v.config.grpc.max_message_bytes);

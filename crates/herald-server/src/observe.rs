@@ -2,13 +2,22 @@
 //! events (D18). The gRPC handlers call these after the engine call succeeded; the HTTP routes call the same ones,
 //! so both transports count and publish alike.
 //!
+//! Replay sessions are the exception to "the handlers call these": their changes also come from the replay task,
+//! which runs without any request, so [`follow_replays`] registers the feed as the engine's replay listener once at
+//! start-up and every stored change (start, pause, resume, stop, delete, progress, completion, error) is published
+//! from there, whoever made it. Only get-one, which changes nothing, is published by the handlers
+//! ([`replay_read`]).
+//!
 //! Payloads that cost an engine call (queue statistics) are fetched only when a `/ws` connection would receive
 //! the event, or after a dead-lettering (rare), whose counts and DLQ depth are then current at once.
 
-use crate::feed::{self, KvAction};
+use crate::admin::replay_session_superset;
+use crate::feed::{self, Feed, KvAction};
 use crate::state::AppState;
+use herald_engine::replay::{ReplayChange, ReplaySession};
 use herald_engine::{ConsumerGroupState, QueueStats, StreamMessage};
 use herald_types::{ResourceKind, ResourcePath};
+use std::sync::Arc;
 use std::time::Duration;
 
 // ---------------------------------------------------------------- streams
@@ -110,4 +119,29 @@ pub fn kv_set(state: &AppState, path: &ResourcePath, key: &str) {
 /// After KV Delete (also when the key did not exist: the call succeeded).
 pub fn kv_deleted(state: &AppState, path: &ResourcePath, key: &str) {
     state.feed.kv_update(path, KvAction::Delete, key);
+}
+
+// ---------------------------------------------------------------- replay
+
+/// Publishes `replay.session` (§5.8, D18, D19) for every change the engine stores, from either transport or from a
+/// replay task. Called once, when the server starts.
+pub fn follow_replays(state: &AppState) {
+    let feed = state.feed.clone();
+    state.engine.replays.set_listener(Arc::new(move |change| match change {
+        ReplayChange::Updated(session) => publish_session(&feed, session),
+        // Nothing about a session can follow its deletion, hence the highest order.
+        ReplayChange::Deleted(id) => {
+            feed.replay_session(id, i64::MAX, || serde_json::json!({"id": id, "status": "deleted"}))
+        }
+    }));
+}
+
+/// After a session was read by id (HTTP get-one, gRPC GetReplaySession): FlowMesh publishes it then, so a
+/// dashboard that asks sees the answer on the feed as well.
+pub fn replay_read(state: &AppState, session: &ReplaySession) {
+    publish_session(&state.feed, session);
+}
+
+fn publish_session(feed: &Feed, session: &ReplaySession) {
+    feed.replay_session(&session.id, session.updated_at, || replay_session_superset(session));
 }

@@ -151,9 +151,12 @@ async fn replay_batch(shared: &Shared, entry: &Entry, batch: Vec<StreamMessage>)
         if let Err(e) = saved {
             // The commits to the group are done; the stored progress catches up with the next batch.
             tracing::warn!(session = %entry.id, error = %e, "replay progress could not be stored");
-            let mut view = entry.view.lock();
-            view.progress = progress;
-            view.start_found = start_found;
+            {
+                let mut view = entry.view.lock();
+                view.progress = progress;
+                view.start_found = start_found;
+            }
+            shared.notify(entry);
         }
     }
     if reached_end { Step::Completed } else { Step::Continue }
@@ -192,9 +195,12 @@ async fn finish(shared: &Shared, entry: &Entry, ctl: &mut Control, step: Step) {
     if let Err(e) = shared.commit(entry, change).await {
         // Memory still tells the truth; the stored session says `active`, which a restart turns into `error`.
         tracing::error!(session = %entry.id, error = %e, "replay session end could not be stored");
-        let mut view = entry.view.lock();
-        change(&mut view);
-        view.updated_at = now;
+        {
+            let mut view = entry.view.lock();
+            change(&mut view);
+            view.updated_at = now;
+        }
+        shared.notify(entry);
     }
     ctl.task = None;
 }

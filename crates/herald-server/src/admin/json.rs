@@ -1,5 +1,6 @@
 //! The admin API's JSON answers: how a body is written, and the object shapes of compat/flowmesh.md §5.1 (Message,
-//! Job, ConsumerGroupState, QueueStats, RetryPolicy, ResourceConfig).
+//! Job, ConsumerGroupState, QueueStats, RetryPolicy, ResourceConfig), the Schema object of §5.6 and the HTTP form
+//! of a ReplaySession (§5.7).
 //!
 //! FlowMesh writes with Go's `json.Encoder`, and the bytes are kept the same here: one object followed by a newline,
 //! keys in the order the contract lists them, 64-bit integers as JSON numbers, whole floats without a fraction
@@ -9,6 +10,8 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
+use herald_engine::replay::ReplaySession;
+use herald_engine::schemas::Schema;
 use herald_engine::{ConsumerGroupState, Headers, Job, QueueStats, ResourceConfig, RetryPolicy, StreamMessage};
 use serde::Serialize;
 use serde_json::{Map, Number, Value, json};
@@ -176,6 +179,71 @@ pub fn resources(list: Vec<ResourceConfig>) -> Value {
     Value::Array(list.into_iter().filter_map(|c| serde_json::to_value(c).ok()).collect())
 }
 
+/// Schema: `{"id","type","version","definition","created_at"}` with the definition as its JSON text in a string
+/// (not base64, §5.6) and `created_at` in Unix ns. A stored definition is UTF-8 whenever it was checked as JSON;
+/// other schema types are stored unchecked, and their invalid bytes show as U+FFFD.
+pub fn schema(s: Schema) -> Value {
+    json!({
+        "id": s.id,
+        "type": s.schema_type,
+        "version": s.version,
+        "definition": String::from_utf8_lossy(&s.definition),
+        "created_at": s.created_at,
+    })
+}
+
+/// ReplaySession in its HTTP form (§5.7): unlike gRPC, unset values are left out rather than sent as 0 / −1 —
+/// `start_timestamp` for an offset start, `end_offset` unless the end is an offset (an end at offset 0 is set and
+/// shown), `end_timestamp` unless the end is a time, and the progress times while they are 0.
+pub fn replay_session(s: &ReplaySession) -> Value {
+    use herald_engine::replay::{ReplayEnd, ReplayStart};
+    let mut o = Map::new();
+    o.insert("session_id".into(), json!(s.id));
+    o.insert("stream".into(), json!(s.stream));
+    o.insert("partition".into(), json!(s.partition));
+    o.insert("start_offset".into(), json!(s.start_offset()));
+    if let ReplayStart::Timestamp(t) = s.start {
+        o.insert("start_timestamp".into(), json!(t));
+    }
+    match s.end {
+        ReplayEnd::Offset(e) => {
+            o.insert("end_offset".into(), json!(e));
+        }
+        ReplayEnd::Timestamp(t) => {
+            o.insert("end_timestamp".into(), json!(t));
+        }
+        ReplayEnd::Open => {}
+    }
+    o.insert("sandbox_consumer_group".into(), json!(s.sandbox_group));
+    o.insert("status".into(), json!(s.status.as_str()));
+    let p = &s.progress;
+    let mut progress = Map::new();
+    progress.insert("current_offset".into(), json!(p.current_offset));
+    progress.insert("messages_replayed".into(), json!(p.messages_replayed));
+    progress.insert("errors".into(), json!(p.errors));
+    for (key, at) in [("started_at", p.started_at), ("paused_at", p.paused_at), ("completed_at", p.completed_at)] {
+        if at != 0 {
+            progress.insert(key.into(), json!(at));
+        }
+    }
+    o.insert("progress".into(), Value::Object(progress));
+    o.insert("created_at".into(), json!(s.created_at));
+    o.insert("updated_at".into(), json!(s.updated_at));
+    Value::Object(o)
+}
+
+/// D19: the session object with a `session` member holding the same object, which FlowMesh's clients (the bare
+/// object) and its web UI (`response.session.…`) can both read. Create, get-one and the `replay.session` event
+/// send this.
+pub fn replay_session_superset(s: &ReplaySession) -> Value {
+    let bare = replay_session(s);
+    let mut out = bare.clone();
+    if let Value::Object(o) = &mut out {
+        o.insert("session".into(), bare);
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -212,5 +280,34 @@ mod tests {
             serde_json::to_string(&job(j)).unwrap(),
             r#"{"id":"a","resource_path":"t/n/queue/q","seq":3,"payload":"am9i","created_at":1,"visible_at":2,"attempts":0}"#
         );
+    }
+
+    #[test]
+    fn replay_session_omits_unset_values_and_nests_itself() {
+        use herald_engine::replay::{ReplayEnd, ReplayProgress, ReplayStart, ReplayStatus};
+        let s = ReplaySession {
+            id: "ab".into(),
+            stream: "t/n/stream/s".into(),
+            partition: 0,
+            start: ReplayStart::Offset(1),
+            end: ReplayEnd::Open,
+            sandbox_group: "_replay_x".into(),
+            status: ReplayStatus::Active,
+            progress: ReplayProgress { current_offset: 1, started_at: 5, ..ReplayProgress::default() },
+            created_at: 2,
+            updated_at: 3,
+        };
+        let bare = r#"{"session_id":"ab","stream":"t/n/stream/s","partition":0,"start_offset":1,"sandbox_consumer_group":"_replay_x","status":"active","progress":{"current_offset":1,"messages_replayed":0,"errors":0,"started_at":5},"created_at":2,"updated_at":3}"#;
+        assert_eq!(serde_json::to_string(&replay_session(&s)).unwrap(), bare);
+        let both = replay_session_superset(&s);
+        assert_eq!(both["session"], replay_session(&s));
+        assert_eq!(both["session_id"], "ab");
+        let s = ReplaySession { start: ReplayStart::Timestamp(9), end: ReplayEnd::Offset(0), ..s };
+        let v = replay_session(&s);
+        assert_eq!(
+            (v["start_offset"].clone(), v["start_timestamp"].clone(), v["end_offset"].clone()),
+            (json!(0), json!(9), json!(0))
+        );
+        assert!(v.get("end_timestamp").is_none());
     }
 }

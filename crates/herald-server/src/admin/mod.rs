@@ -1,5 +1,5 @@
 //! The admin HTTP listener (default 127.0.0.1:8090): FlowMesh's `/health` and `/ready` and its REST API for
-//! streams, queues and KV (compat/flowmesh.md §5), and the web dashboard at `/ui` (`crate::ui`), unauthenticated as
+//! streams, queues, KV, schemas and replay sessions (compat/flowmesh.md §5), and the web dashboard at `/ui` (`crate::ui`), unauthenticated as
 //! in FlowMesh (§4.2).
 //!
 //! Each area is a module with its own `routes()`, merged here; a route is an exact segment pattern (D16), never a
@@ -13,7 +13,9 @@ mod health;
 mod json;
 mod kv;
 mod queues;
+mod replay;
 mod request;
+mod schemas;
 mod streams;
 
 use crate::state::AppState;
@@ -23,6 +25,7 @@ use axum::http::{StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 pub(crate) use errors::ApiError;
 use herald_types::{HeraldError, ResourceKind};
+pub(crate) use json::replay_session_superset;
 use request::Target;
 use serde_json::Value;
 
@@ -36,6 +39,8 @@ pub fn router(state: AppState) -> Router {
         .merge(streams::routes())
         .merge(queues::routes())
         .merge(kv::routes())
+        .merge(schemas::routes())
+        .merge(replay::routes())
         .merge(crate::ui::router())
         .with_state(state.clone())
         // The live feed and the metrics carry their own state.

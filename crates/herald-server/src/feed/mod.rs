@@ -9,7 +9,9 @@
 //!
 //! `stream.stats` and `queue.stats` are coalesced per topic (at most one per [`STATS_WINDOW`], the newest value sent
 //! at the end of the window, see [`throttle`]): under load every write would otherwise produce a frame, and a
-//! dashboard that cannot render them all would be dropped as slow. The other two types are sent one per change.
+//! dashboard that cannot render them all would be dropped as slow. `replay.session` is coalesced the same way per
+//! session over [`REPLAY_WINDOW`] (a running replay changes its progress with every batch); `kv.update` is sent
+//! one per change.
 //!
 //! The helpers that decide *when* to publish (after which gRPC or HTTP mutation) are in [`crate::observe`].
 
@@ -33,6 +35,8 @@ use tokio_util::sync::CancellationToken;
 pub const CLIENT_BUFFER: usize = 256;
 /// At most one `stream.stats` / `queue.stats` event per topic in this window (the contract's example rate limit).
 pub const STATS_WINDOW: Duration = Duration::from_millis(100);
+/// At most one `replay.session` event per session in this window ("a few times per second", §5.8).
+pub const REPLAY_WINDOW: Duration = Duration::from_millis(250);
 /// Topics one connection may hold; further subscriptions are ignored, so a client cannot grow the hub's memory
 /// without bound.
 pub const MAX_TOPICS: usize = 4096;
@@ -190,7 +194,7 @@ impl Feed {
             latest_offset: i64,
         }
         let frame = encode(kind::STREAM_STATS, &topic, Payload { latest_offset });
-        self.throttled(topic, latest_offset, frame);
+        self.throttled(topic, latest_offset, frame, STATS_WINDOW);
     }
 
     /// `queue.stats`: the QueueStats object (§5.1), coalesced per queue (the newest stats win).
@@ -203,12 +207,16 @@ impl Feed {
             return;
         }
         let frame = encode(kind::QUEUE_STATS, &topic, QueueStatsJson::from(stats));
-        self.throttled(topic, 0, frame);
+        self.throttled(topic, 0, frame, STATS_WINDOW);
     }
 
-    /// `replay.session`: `payload` is the session in its HTTP form (or `{"id","status":"deleted"}`), ready-made by
-    /// the replay service.
-    pub fn replay_session(&self, session_id: &str, payload: &serde_json::Value) {
+    /// `replay.session`: `payload` builds the session's HTTP form (or `{"id","status":"deleted"}`) and is called
+    /// only when a connection would receive the event. Coalesced per session over [`REPLAY_WINDOW`]: a running
+    /// replay stores its progress after every batch, and a dashboard needs a few updates a second, not hundreds. The
+    /// newest state always arrives (at the end of the window), so a `completed` or `error` status is never lost.
+    /// `order` is the session's `updated_at` (a deletion passes `i64::MAX`): a snapshot older than one already sent
+    /// (a get-one racing the replay task) is dropped rather than shown after it.
+    pub fn replay_session(&self, session_id: &str, order: i64, payload: impl FnOnce() -> serde_json::Value) {
         if self.connections() == 0 {
             return;
         }
@@ -216,8 +224,8 @@ impl Feed {
         if !self.wants(&topic) {
             return;
         }
-        let frame = encode(kind::REPLAY_SESSION, &topic, payload);
-        self.deliver(&topic, frame);
+        let frame = encode(kind::REPLAY_SESSION, &topic, payload());
+        self.throttled(topic, order, frame, REPLAY_WINDOW);
     }
 
     /// `kv.update`: `{"action": "set"|"delete", "key": k}`.
@@ -240,8 +248,8 @@ impl Feed {
 
     /// Sends now if the topic's window allows it, otherwise leaves the frame for the end of the window (a newer
     /// frame replaces it meanwhile).
-    fn throttled(&self, topic: String, order: i64, frame: Utf8Bytes) {
-        match self.0.throttle.offer(&topic, order, frame, STATS_WINDOW) {
+    fn throttled(&self, topic: String, order: i64, frame: Utf8Bytes, window: Duration) {
+        match self.0.throttle.offer(&topic, order, frame, window) {
             Offer::SendNow(frame) => self.deliver(&topic, frame),
             Offer::FlushAt(at) => {
                 let feed = self.clone();
@@ -386,5 +394,32 @@ mod tests {
         // Another stream has its own window.
         feed.stream_stats(&path(ResourceKind::Stream, "other"), 0);
         assert_eq!(json(&m.frames.recv().await.unwrap())["topic"], "stream.stats.t1/ns1/other");
+    }
+
+    #[tokio::test]
+    async fn replay_events_are_coalesced_in_order_and_a_stale_snapshot_is_dropped() {
+        let feed = Feed::new();
+        let mut m = feed.join();
+        let built = std::sync::atomic::AtomicUsize::new(0);
+        let session = |status: &str| {
+            built.fetch_add(1, Ordering::SeqCst);
+            serde_json::json!({"session_id": "s1", "status": status})
+        };
+        feed.replay_session("s1", 10, || session("active"));
+        feed.replay_session("s1", 11, || session("active"));
+        feed.replay_session("s1", 12, || session("completed"));
+        // A get-one that read the session before the completion.
+        feed.replay_session("s1", 11, || session("active"));
+        let first = json(&m.frames.recv().await.unwrap());
+        assert_eq!(first["topic"], "replay.session.s1");
+        assert_eq!(first["payload"]["status"], "active");
+        assert_eq!(json(&m.frames.recv().await.unwrap())["payload"]["status"], "completed");
+        tokio::time::sleep(REPLAY_WINDOW * 2).await;
+        assert!(m.frames.try_recv().is_err(), "the stale snapshot is never sent");
+        // Nobody interested: the payload is not even built.
+        m.subscribe(["replay.session.other"]);
+        let before = built.load(Ordering::SeqCst);
+        feed.replay_session("s1", 13, || session("stopped"));
+        assert_eq!(built.load(Ordering::SeqCst), before);
     }
 }

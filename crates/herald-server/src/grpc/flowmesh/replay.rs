@@ -4,10 +4,13 @@
 //! positive `start_timestamp` or a non-negative `start_offset`, an end is a positive `end_timestamp`, else a
 //! non-negative `end_offset` (an unset one is 0: "stop after offset 0"), else open-ended (`end_offset = -1`).
 //! Calls that name a stream authorize `stream.read` on it; calls by session id need only a valid token.
+//! The `replay.session` feed events come from the engine's listener (`observe::follow_replays`) for every change;
+//! `GetReplaySession` publishes its answer itself, as HTTP get-one does.
 
 use super::{Ctx, authorize, ok, parse_path, principal, resolve};
 use crate::auth::Permission;
 use crate::grpc::status::to_status;
+use crate::observe;
 use herald_engine::replay::{NewReplay, ReplayEnd, ReplaySession, ReplayStart};
 use herald_proto::flowmesh::v1 as pb;
 use herald_types::ResourceKind;
@@ -90,6 +93,7 @@ impl ReplayService for ReplaySvc {
         let r = req.into_inner();
         session_id(&r.session_id)?;
         let session = self.replays().get(&r.session_id).await.map_err(to_status)?;
+        observe::replay_read(&self.0.state, &session);
         Ok(Response::new(pb::GetReplaySessionResponse {
             status: ok("replay session retrieved successfully"),
             session: Some(session_out(session)),
