@@ -1,6 +1,7 @@
 //! What follows a successful FlowMesh operation, whatever the transport: the §5.9 metrics and the §5.8 live-feed
-//! events (D18). The gRPC handlers call these after the engine call succeeded; the HTTP routes call the same ones,
-//! so both transports count and publish alike.
+//! events (D18). The gRPC handlers (`grpc/flowmesh/`) and the HTTP routes (`admin/`) call the same functions after
+//! their engine call, so both transports count and publish alike; whatever decides *what* to count or publish
+//! (which NACK failure still changed the queue, which Reserve counts) lives here, not in either front-end.
 //!
 //! Replay sessions are the exception to "the handlers call these": their changes also come from the replay task,
 //! which runs without any request, so [`follow_replays`] registers the feed as the engine's replay listener once at
@@ -15,18 +16,33 @@ use crate::admin::replay_session_superset;
 use crate::feed::{self, Feed, KvAction};
 use crate::state::AppState;
 use herald_engine::replay::{ReplayChange, ReplaySession};
-use herald_engine::{ConsumerGroupState, QueueStats, StreamMessage};
-use herald_types::{ResourceKind, ResourcePath};
+use herald_engine::{ConsumerGroupState, EventIn, Job, QueueStats, StreamMessage};
+use herald_types::{ErrorCode, HeraldError, ResourceKind, ResourcePath};
 use std::sync::Arc;
 use std::time::Duration;
 
 // ---------------------------------------------------------------- streams
+
+/// The payload bytes of a write (`flowmesh_stream_bytes_written_total` counts payloads, not headers); taken before
+/// the events are handed to the engine.
+pub fn payload_bytes(events: &[EventIn]) -> u64 {
+    events.iter().map(|e| e.payload.len() as u64).sum()
+}
 
 /// After WriteEvents: `offsets` as returned by the engine, `bytes` the payload bytes written.
 pub fn stream_written(state: &AppState, path: &ResourcePath, offsets: &[i64], bytes: u64, took: Duration) {
     let Some(&latest) = offsets.last() else { return };
     state.metrics.stream_written(path, offsets.len(), bytes, latest, took);
     state.feed.stream_stats(path, latest);
+}
+
+/// After a caller read a stream's statistics (HTTP `GET .../stats`): FlowMesh publishes them to the feed. The
+/// topic names no partition and every write publishes partition 0's offset, so only a partition-0 read is
+/// published: another partition's `-1` (always empty, §1.3) would read as "the stream is empty".
+pub fn stream_stats_read(state: &AppState, path: &ResourcePath, partition: i32, latest_offset: i64) {
+    if partition <= 0 {
+        state.feed.stream_stats(path, latest_offset);
+    }
 }
 
 /// After ReadStream, or after a subscription read a batch.
@@ -53,9 +69,12 @@ pub async fn enqueued(state: &AppState, path: &ResourcePath, seq: i64, took: Dur
     publish_queue_stats(state, path).await;
 }
 
-/// After a Reserve that returned a job.
-pub fn reserved(state: &AppState, path: &ResourcePath, took: Duration) {
-    state.metrics.reserved(path, took);
+/// After a Reserve. Only one that returned a job is timed (`flowmesh_queue_reserve_duration_seconds`): an empty
+/// answer measures the long poll, not the queue.
+pub fn reserved(state: &AppState, path: &ResourcePath, job: Option<&Job>, took: Duration) {
+    if job.is_some() {
+        state.metrics.reserved(path, took);
+    }
 }
 
 /// After ACK. `flowmesh_queue_completed_jobs` is the queue's durable completed count, which every scrape reads
@@ -65,8 +84,14 @@ pub async fn acked(state: &AppState, path: &ResourcePath) {
     publish_queue_stats(state, path).await;
 }
 
-/// After NACK: `dead_lettered` when it failed with FAILED_PRECONDITION, i.e. the job moved to the `-dlq` queue.
-pub async fn nacked(state: &AppState, path: &ResourcePath, dead_lettered: bool) {
+/// After NACK, with the engine's answer. FAILED_PRECONDITION means the job used its attempts and moved to the
+/// `-dlq` queue: the call fails, yet both queues changed. Any other failure changed nothing.
+pub async fn nacked(state: &AppState, path: &ResourcePath, outcome: &Result<(), HeraldError>) {
+    let dead_lettered = match outcome {
+        Ok(()) => false,
+        Err(e) if e.code == ErrorCode::FailedPrecondition => true,
+        Err(_) => return,
+    };
     if !dead_lettered {
         publish_queue_stats(state, path).await;
         return;
@@ -94,9 +119,12 @@ pub async fn dlq_replayed(state: &AppState, path: &ResourcePath, seq: i64) {
     }
 }
 
-/// After a queue's statistics were computed for a caller (GetQueueStats): FlowMesh refreshes its gauges here.
+/// After a queue's statistics were computed for a caller (GetQueueStats, HTTP `GET .../stats`): FlowMesh refreshes
+/// its gauges here, and its HTTP route publishes them. Herald publishes for gRPC too: the stats are in hand, so
+/// this costs no engine call, and a dashboard sees the same thing whichever client asked.
 pub fn queue_stats_read(state: &AppState, path: &ResourcePath, stats: &QueueStats) {
     state.metrics.queue_stats(path, stats);
+    state.feed.queue_stats(path, stats);
 }
 
 /// Publishes `queue.stats` for `path` if a `/ws` connection would receive it; otherwise costs no engine call.

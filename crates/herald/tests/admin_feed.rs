@@ -1,7 +1,10 @@
 //! The admin listener's FlowMesh live feed (`/ws`, compat/flowmesh.md §5.8, D18) and metrics (§5.9, D23) against a
-//! whole server on port 0: C26 driven by gRPC mutations (D18: gRPC publishes the same events as HTTP), the
-//! filtering rule, one JSON object per frame, slow clients, and C27 on both the admin and the dedicated listener.
+//! whole server on port 0: C26 exactly as written (HTTP mutations, plus a gRPC enqueue) and driven by gRPC mutations
+//! (D18: gRPC publishes the same events as HTTP), every "publishes" route of §5.3–§5.5, the filtering rule, one JSON
+//! object per frame, slow clients, and C27 over gRPC and over HTTP on both the admin and the dedicated listener.
 
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as B64;
 use futures::{SinkExt, StreamExt};
 use herald_testkit::v1::{
     self as pb, kv_service_client::KvServiceClient, queue_service_client::QueueServiceClient,
@@ -102,6 +105,192 @@ fn kv_set(store: &str, key: &str) -> tonic::Request<pb::SetRequest> {
         pb::SetRequest { resource_path: path(store), key: key.into(), value: b"v".to_vec().into(), ttl_seconds: 0 },
         TOKEN,
     )
+}
+
+/// One HTTP/1.1 request to the admin listener on a fresh connection: (status, body as JSON, or Null when empty).
+async fn http(srv: &TestServer, method: &str, path: &str, body: Value) -> (u16, Value) {
+    let body = if body.is_null() { String::new() } else { body.to_string() };
+    let mut s = tokio::net::TcpStream::connect(srv.admin_addr()).await.unwrap();
+    let req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: herald\r\nConnection: close\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    s.write_all(req.as_bytes()).await.unwrap();
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).await.unwrap();
+    let text = String::from_utf8(raw).unwrap();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap();
+    let status = head.split(' ').nth(1).unwrap().parse().unwrap();
+    let body = if body.is_empty() { Value::Null } else { serde_json::from_str(body).unwrap() };
+    (status, body)
+}
+
+/// `http` that must answer 200; returns the body.
+async fn http_ok(srv: &TestServer, method: &str, path: &str, body: Value) -> Value {
+    let (status, reply) = http(srv, method, path, body).await;
+    assert_eq!(status, 200, "{method} {path}: {reply}");
+    reply
+}
+
+fn b64(s: &str) -> String {
+    B64.encode(s)
+}
+
+async fn http_enqueue(srv: &TestServer, queue: &str, payload: &str) -> Value {
+    http_ok(srv, "POST", &format!("/api/v1/queues/t1/ns1/{queue}/jobs"), json!({"payload": b64(payload)})).await
+}
+
+async fn http_write(srv: &TestServer, stream: &str, payloads: &[&str]) -> Value {
+    let events: Vec<Value> = payloads.iter().map(|p| json!({"payload": b64(p)})).collect();
+    http_ok(srv, "POST", &format!("/api/v1/streams/t1/ns1/{stream}/events"), json!({"events": events})).await
+}
+
+/// A `queue.stats` event with these counts; compared through [`aged`], since the oldest job's age depends on timing.
+fn queue_stats(queue: &str, total: i64, pending: i64, in_flight: i64, completed: i64, failed: i64) -> Value {
+    json!({"type": "queue.stats", "topic": format!("queue.stats.t1/ns1/{queue}"), "payload": {
+        "total_jobs": total, "pending_jobs": pending, "in_flight_jobs": in_flight, "completed_jobs": completed,
+        "failed_jobs": failed, "oldest_job_age_seconds": 0}})
+}
+
+/// `event` with `payload.oldest_job_age_seconds` checked to be a small number and then zeroed.
+fn aged(mut event: Value) -> Value {
+    let age = &mut event["payload"]["oldest_job_age_seconds"];
+    assert!(age.as_i64().is_some_and(|a| (0..30).contains(&a)), "{age}");
+    *age = json!(0);
+    event
+}
+
+#[tokio::test]
+async fn c26_http_mutations_publish_and_a_grpc_enqueue_too() {
+    let srv = server(&["t1/ns1/queue/c26", "t1/ns1/stream/c26", "t1/ns1/kv/c26"], "never").await;
+    let mut a = connect(&srv).await;
+    let mut b = connect(&srv).await;
+    send(&mut a, json!({"type": "subscribe", "payload": {"topics": ["queue.stats.t1/ns1/c26"]}})).await;
+
+    http_enqueue(&srv, "c26", "job").await;
+    let stats = queue_stats("c26", 1, 1, 0, 0, 0);
+    assert_eq!(aged(event(&mut a).await), stats);
+    assert_eq!(aged(event(&mut b).await), stats);
+    // Exactly one frame each.
+    assert_eq!(next_event(&mut b, Duration::from_millis(300)).await, None);
+
+    http_write(&srv, "c26", &["e"]).await;
+    assert_eq!(
+        event(&mut b).await,
+        json!({"type": "stream.stats", "topic": "stream.stats.t1/ns1/c26", "payload": {"latest_offset": 0}})
+    );
+    assert_eq!(next_event(&mut a, Duration::from_secs(1)).await, None, "A subscribed to the queue only");
+
+    http_ok(&srv, "PUT", "/api/v1/kv/t1/ns1/c26/keys/k", json!({"value": b64("v")})).await;
+    assert_eq!(
+        event(&mut b).await,
+        json!({"type": "kv.update", "topic": "kv.update.t1/ns1/c26", "payload": {"action": "set", "key": "k"}})
+    );
+
+    let mut q = QueueServiceClient::new(srv.channel().await);
+    q.enqueue(enqueue("t1/ns1/queue/c26", "job")).await.unwrap();
+    assert_eq!(aged(event(&mut a).await), queue_stats("c26", 2, 2, 0, 0, 0));
+    srv.shutdown().await.unwrap();
+}
+
+/// Every other route that §5.3–§5.5 mark "publishes", and the failures that publish nothing.
+#[tokio::test]
+async fn every_publishing_http_route_publishes() {
+    let srv = server(&["t1/ns1/queue/q", "t1/ns1/stream/s", "t1/ns1/stream/e", "t1/ns1/kv/kv"], "never").await;
+    let mut ws = connect(&srv).await;
+    let topics = [
+        "queue.stats.t1/ns1/q",
+        "queue.stats.t1/ns1/q-dlq",
+        "stream.stats.t1/ns1/s",
+        "stream.stats.t1/ns1/e",
+        "kv.update.t1/ns1/kv",
+    ];
+    send(&mut ws, json!({"type": "subscribe", "payload": {"topics": topics}})).await;
+    let base = "/api/v1/queues/t1/ns1/q";
+
+    // Stream statistics read over HTTP publish the value read.
+    http_write(&srv, "s", &["a", "b"]).await;
+    assert_eq!(event(&mut ws).await["payload"], json!({"latest_offset": 1}));
+    let stats = http_ok(&srv, "GET", "/api/v1/streams/t1/ns1/s/stats", Value::Null).await;
+    assert_eq!(stats["stats"], json!({"latest_offset": 1}));
+    assert_eq!(event(&mut ws).await["topic"], "stream.stats.t1/ns1/s");
+    // Another partition (always empty) is not published under the stream's topic; partition 0 of an empty stream is.
+    let other = http_ok(&srv, "GET", "/api/v1/streams/t1/ns1/e/stats?partition=1", Value::Null).await;
+    assert_eq!(other["stats"], json!({"latest_offset": -1}));
+    assert_eq!(next_event(&mut ws, Duration::from_millis(300)).await, None);
+    http_ok(&srv, "GET", "/api/v1/streams/t1/ns1/e/stats", Value::Null).await;
+    assert_eq!(
+        event(&mut ws).await,
+        json!({"type": "stream.stats", "topic": "stream.stats.t1/ns1/e", "payload": {"latest_offset": -1}})
+    );
+
+    // Enqueue, reserve (publishes nothing), ACK.
+    http_enqueue(&srv, "q", "one").await;
+    assert_eq!(aged(event(&mut ws).await), queue_stats("q", 1, 1, 0, 0, 0));
+    let job = http_ok(&srv, "POST", &format!("{base}/reserve"), Value::Null).await["job"]["id"].clone();
+    assert_eq!(next_event(&mut ws, Duration::from_millis(300)).await, None, "reserve does not publish");
+    http_ok(&srv, "POST", &format!("{base}/jobs/{}/ack", job.as_str().unwrap()), Value::Null).await;
+    assert_eq!(aged(event(&mut ws).await), queue_stats("q", 1, 0, 0, 1, 0));
+
+    // A NACK that requeues.
+    http_enqueue(&srv, "q", "two").await;
+    assert_eq!(aged(event(&mut ws).await), queue_stats("q", 2, 1, 0, 1, 0));
+    let job = http_ok(&srv, "POST", &format!("{base}/reserve"), Value::Null).await["job"]["id"].clone();
+    let job = job.as_str().unwrap().to_owned();
+    http_ok(&srv, "POST", &format!("{base}/jobs/{job}/nack"), json!({"delay_seconds": 0})).await;
+    assert_eq!(aged(event(&mut ws).await), queue_stats("q", 2, 1, 0, 1, 0));
+
+    // The dead-lettering NACK answers 412, yet both queues changed and both publish.
+    let policy = json!({"max_attempts": 2, "initial_backoff_seconds": 1, "max_backoff_seconds": 1,
+        "backoff_multiplier": 1.0, "backoff_strategy": "fixed"});
+    http_ok(&srv, "PUT", &format!("{base}/retry-policy"), policy).await;
+    // The NACK's backoff (1 s by default) makes the job visible again shortly.
+    let again = http_ok(&srv, "POST", &format!("{base}/reserve?long_poll_timeout=5"), Value::Null).await;
+    assert_eq!(again["job"]["id"], job.as_str());
+    let (status, _) = http(&srv, "POST", &format!("{base}/jobs/{job}/nack"), Value::Null).await;
+    assert_eq!(status, 412);
+    let mut seen = BTreeMap::new();
+    for _ in 0..2 {
+        let e = event(&mut ws).await;
+        seen.insert(e["topic"].as_str().unwrap().to_owned(), e);
+    }
+    assert_eq!(aged(seen["queue.stats.t1/ns1/q"].clone()), queue_stats("q", 2, 0, 0, 1, 1));
+    assert_eq!(aged(seen["queue.stats.t1/ns1/q-dlq"].clone()), queue_stats("q-dlq", 1, 1, 0, 0, 0));
+
+    // Replaying the dead job publishes for the queue and its dead-letter queue.
+    let dlq = http_ok(&srv, "GET", &format!("{base}/dlq/jobs"), Value::Null).await;
+    let dead = dlq["jobs"][0]["id"].as_str().unwrap().to_owned();
+    http_ok(&srv, "POST", &format!("{base}/dlq/jobs/{dead}/replay"), Value::Null).await;
+    let mut seen = BTreeMap::new();
+    for _ in 0..2 {
+        let e = event(&mut ws).await;
+        seen.insert(e["topic"].as_str().unwrap().to_owned(), e);
+    }
+    assert_eq!(seen["queue.stats.t1/ns1/q"]["payload"]["pending_jobs"], 1);
+    assert_eq!(seen["queue.stats.t1/ns1/q-dlq"]["payload"]["pending_jobs"], 0);
+
+    // Reading the queue's statistics publishes them.
+    let read = http_ok(&srv, "GET", &format!("{base}/stats"), Value::Null).await;
+    let published = event(&mut ws).await;
+    assert_eq!(published["topic"], "queue.stats.t1/ns1/q");
+    assert_eq!(published["payload"], read["stats"]);
+
+    // KV DELETE publishes, also for a key that does not exist (the call succeeds).
+    http_ok(&srv, "DELETE", "/api/v1/kv/t1/ns1/kv/keys/nope", Value::Null).await;
+    assert_eq!(
+        event(&mut ws).await,
+        json!({"type": "kv.update", "topic": "kv.update.t1/ns1/kv", "payload": {"action": "delete", "key": "nope"}})
+    );
+    // A key with `/` in it is published whole.
+    http_ok(&srv, "PUT", "/api/v1/kv/t1/ns1/kv/keys/a/b", json!({"value": b64("v")})).await;
+    assert_eq!(event(&mut ws).await["payload"], json!({"action": "set", "key": "a/b"}));
+
+    // Failed calls publish nothing: an empty payload, an unknown job, a missing store.
+    assert_eq!(http(&srv, "POST", &format!("{base}/jobs"), json!({"payload": ""})).await.0, 400);
+    assert_eq!(http(&srv, "POST", &format!("{base}/jobs/nope/nack"), Value::Null).await.0, 404);
+    assert_eq!(http(&srv, "PUT", "/api/v1/kv/t1/ns1/kv/keys/k", json!({"value": ""})).await.0, 400);
+    assert_eq!(next_event(&mut ws, Duration::from_millis(500)).await, None);
+    srv.shutdown().await.unwrap();
 }
 
 #[tokio::test]
@@ -424,6 +613,54 @@ async fn c27_metrics_on_the_admin_and_the_dedicated_listener() {
     assert_eq!(value(&d, "flowmesh_queue_total_jobs", &queue), 2.0);
     assert_eq!(value(&d, "flowmesh_consumer_group_committed_offset", &group), 1.0);
     assert_eq!(value(&d, "flowmesh_stream_offset", &stream), 2.0);
+    srv.shutdown().await.unwrap();
+}
+
+/// C27 with every step over HTTP, plus the HTTP reads and queue operations that move metrics.
+#[tokio::test]
+async fn c27_metrics_from_http_calls() {
+    let srv = server(&["t1/ns1/stream/c27", "t1/ns1/queue/c27"], "never").await;
+    http_write(&srv, "c27", &["a", "bb", "ccc"]).await;
+    http_enqueue(&srv, "c27", "j0").await;
+    http_enqueue(&srv, "c27", "j1").await;
+    let group = "/api/v1/streams/t1/ns1/c27/consumer-groups/g";
+    http_ok(&srv, "POST", &format!("{group}/offsets"), json!({"offset": 1})).await;
+    let read = http_ok(&srv, "GET", "/api/v1/streams/t1/ns1/c27/messages?offset=1", Value::Null).await;
+    assert_eq!(read["messages"].as_array().unwrap().len(), 2);
+    let job = http_ok(&srv, "POST", "/api/v1/queues/t1/ns1/c27/reserve", Value::Null).await["job"]["id"].clone();
+    http_ok(&srv, "POST", &format!("/api/v1/queues/t1/ns1/c27/jobs/{}/ack", job.as_str().unwrap()), Value::Null).await;
+    // An empty Reserve is not timed.
+    http_ok(&srv, "POST", "/api/v1/queues/t1/ns1/c27/receive?max_jobs=10", Value::Null).await;
+    http_ok(&srv, "POST", "/api/v1/queues/t1/ns1/c27/reserve", Value::Null).await;
+
+    let stream = [("tenant", "t1"), ("namespace", "ns1"), ("stream", "c27"), ("partition", "0")];
+    let queue = [("tenant", "t1"), ("namespace", "ns1"), ("queue", "c27")];
+    let groups =
+        [("tenant", "t1"), ("namespace", "ns1"), ("stream", "c27"), ("consumer_group", "g"), ("partition", "0")];
+    for base in [srv.admin_url(), srv.metrics_url()] {
+        let (status, ctype, text) = scrape(&base).await;
+        assert_eq!((status, ctype.as_str()), (200, "text/plain; version=0.0.4"), "{base}");
+        let m = samples(&text);
+        assert_eq!(value(&m, "flowmesh_stream_events_total", &stream), 3.0);
+        assert_eq!(value(&m, "flowmesh_queue_total_jobs", &queue), 2.0);
+        assert_eq!(value(&m, "flowmesh_consumer_group_committed_offset", &groups), 1.0);
+        assert_eq!(value(&m, "flowmesh_stream_offset", &stream), 2.0);
+        assert_eq!(value(&m, "flowmesh_stream_bytes_written_total", &stream), 6.0);
+        assert_eq!(value(&m, "flowmesh_stream_write_duration_seconds_count", &stream), 1.0);
+        // Bytes read by `GET .../messages` from offset 1: "bb" and "ccc".
+        assert_eq!(value(&m, "flowmesh_stream_bytes_read_total", &stream), 5.0);
+        assert_eq!(value(&m, "flowmesh_stream_read_duration_seconds_count", &stream), 1.0);
+        assert_eq!(value(&m, "flowmesh_consumer_group_offset_commits_total", &groups), 1.0);
+        assert_eq!(value(&m, "flowmesh_queue_enqueue_duration_seconds_count", &queue), 2.0);
+        assert_eq!(value(&m, "flowmesh_queue_reserve_duration_seconds_count", &queue), 1.0);
+        assert_eq!(value(&m, "flowmesh_queue_completed_jobs", &queue), 1.0);
+    }
+
+    // The group's state over HTTP refreshes its lag (latest 2, committed 1).
+    let state = http_ok(&srv, "GET", &format!("{group}/state"), Value::Null).await;
+    assert_eq!(state["state"]["lag"], 1);
+    let (_, _, text) = scrape(&srv.admin_url()).await;
+    assert_eq!(value(&samples(&text), "flowmesh_consumer_group_lag", &groups), 1.0);
     srv.shutdown().await.unwrap();
 }
 

@@ -1,4 +1,4 @@
-"""Fixtures for the FlowMesh gRPC wire-compatibility suite (compat/flowmesh.md §8, C01–C22, C28 and C29's gRPC part).
+"""Fixtures for the FlowMesh wire-compatibility suite (compat/flowmesh.md §8, C01–C22, C26–C28 and C29's gRPC part).
 
 Session start:
   1. compile proto/flowmesh/v1/flowmesh.proto with grpc_tools.protoc into a temp dir and import it;
@@ -9,6 +9,8 @@ Environment:
   HERALD_BIN               server binary (default <repo>/target/debug/herald)
   HERALD_EXTRA_ARGS        extra arguments appended to ``herald serve``
   FLOWMESH_COMPAT_TARGET   host:port of an already running, already provisioned server; nothing is started
+  FLOWMESH_COMPAT_ADMIN    with FLOWMESH_COMPAT_TARGET: host:port of its HTTP (admin) listener, for C26/C27
+  FLOWMESH_COMPAT_METRICS  with FLOWMESH_COMPAT_TARGET: host:port of its dedicated metrics listener, for C27
   FLOWMESH_PROTO           proto file to compile (default <repo>/proto/flowmesh/v1/flowmesh.proto)
   FLOWMESH_COMPAT_KEEP     keep the server's temp dir (data, resources.json, server.log) after the run
 """
@@ -130,6 +132,28 @@ def grpc_addr(server, wire) -> str:
         ch.close()
     log = f"\n--- server output ---\n{server.log_tail()}" if server is not None else ""
     pytest.fail(f"server at {addr} never reported ready (last answer: {last}){log}", pytrace=False)
+
+
+def _listener(server, attr: str, env: str) -> str:
+    """A listener of the session server (from its port file), or of the external target (from ``env``)."""
+    addr = os.environ.get(env) if EXTERNAL_TARGET else getattr(server, attr)
+    if not addr:
+        if EXTERNAL_TARGET:
+            pytest.skip(f"{env} is not set for the external target")
+        pytest.fail(f"the port file has no {attr.removesuffix('_addr')} listener: {server.ports}", pytrace=False)
+    return addr
+
+
+@pytest.fixture(scope="session")
+def admin_addr(server, grpc_addr) -> str:
+    """host:port of the HTTP listener (REST API, ``/ws``, ``/metrics``); the server is ready when this is asked."""
+    return _listener(server, "admin_addr", "FLOWMESH_COMPAT_ADMIN")
+
+
+@pytest.fixture(scope="session")
+def metrics_addr(server, grpc_addr) -> str:
+    """host:port of the dedicated metrics listener (D23)."""
+    return _listener(server, "metrics_addr", "FLOWMESH_COMPAT_METRICS")
 
 
 def _channel(addr: str):

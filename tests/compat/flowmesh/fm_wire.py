@@ -60,6 +60,8 @@ PROVISIONED_NAMES = [f"c{n:02d}" for n in range(1, 23)] + [
     "c28b",  # C28: a write after the attached schema version was deleted
     "c29",  # C29: replay sessions
     "c29l",  # C29: session listing by stream (a stream no other scenario replays)
+    "c26",  # C26: the /ws live feed (HTTP and gRPC mutations)
+    "c27",  # C27: /metrics on the admin and the dedicated metrics listener
 ]
 
 
@@ -150,6 +152,16 @@ class HeraldProcess:
     @property
     def grpc_addr(self) -> str:
         return self.ports["grpc"]
+
+    @property
+    def admin_addr(self) -> str | None:
+        """The admin listener (FlowMesh's HTTP port: REST API, ``/ws``, ``/metrics``)."""
+        return self.ports.get("admin")
+
+    @property
+    def metrics_addr(self) -> str | None:
+        """The dedicated metrics listener (D23), bound to port 0 like every other ``--*-addr``."""
+        return self.ports.get("metrics")
 
     def extra_listener_args(self) -> list[str]:
         """Bind every other ``--*-addr`` listener ``serve --help`` offers to port 0, so the test

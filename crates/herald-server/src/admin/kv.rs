@@ -6,6 +6,7 @@ use super::errors::ApiError;
 use super::json::{b64, ok};
 use super::request::{Body, Target, bytes_field};
 use super::resource_list;
+use crate::observe;
 use crate::state::AppState;
 use axum::Router;
 use axum::extract::State;
@@ -51,7 +52,9 @@ async fn set_key(State(s): State<AppState>, t: Target, body: Body) -> Answer {
         n => n,
     };
     // The engine checks `value cannot be empty` and the one-year TTL cap, as for gRPC.
-    s.engine.kv.set(&path, t.segment("key"), value, ttl).await?;
+    let key = t.segment("key");
+    s.engine.kv.set(&path, key, value, ttl).await?;
+    observe::kv_set(&s, &path, key);
     Ok(ok(json!({"status": "success", "message": "key-value pair set successfully"})))
 }
 
@@ -63,7 +66,9 @@ async fn get_key(State(s): State<AppState>, t: Target) -> Answer {
 
 async fn delete_key(State(s): State<AppState>, t: Target) -> Answer {
     let path = t.resource(KV)?;
-    s.engine.kv.delete(&path, t.segment("key")).await?;
+    let key = t.segment("key");
+    s.engine.kv.delete(&path, key).await?;
+    observe::kv_deleted(&s, &path, key);
     Ok(ok(json!({"status": "success", "message": "key deleted successfully"})))
 }
 

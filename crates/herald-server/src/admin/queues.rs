@@ -6,6 +6,7 @@ use super::json::{self, ok};
 use super::request::{Body, HeadersField, Target, bytes_field, headers_field};
 use super::resource_list;
 use crate::grpc::flowmesh::{long_poll, receive_until_shutdown};
+use crate::observe;
 use crate::state::AppState;
 use axum::Router;
 use axum::extract::State;
@@ -15,6 +16,7 @@ use herald_engine::{ReceiveOptions, RetryPolicy};
 use herald_types::ResourceKind;
 use serde::Deserialize;
 use serde_json::json;
+use std::time::Instant;
 
 const QUEUE: ResourceKind = ResourceKind::Queue;
 const BASE: &str = "/api/v1/queues/{tenant}/{namespace}/{name}";
@@ -57,7 +59,9 @@ async fn enqueue(State(s): State<AppState>, t: Target, body: Body) -> Answer {
     let req: EnqueueBody = body.required()?;
     let payload = bytes_field(req.payload)?;
     // The engine checks `payload cannot be empty` and `delay_seconds cannot be negative`, as for gRPC.
+    let started = Instant::now();
     let (job_id, seq) = s.engine.queues.enqueue(&path, payload, req.delay_seconds, headers_field(req.headers)).await?;
+    observe::enqueued(&s, &path, seq, started.elapsed()).await;
     Ok(ok(json!({"status": "success", "message": "job enqueued successfully", "job_id": job_id, "seq": seq})))
 }
 
@@ -88,7 +92,9 @@ fn receive_options(t: &Target, body: &Body, max_jobs_from_query: bool) -> Result
 async fn reserve(State(s): State<AppState>, t: Target, body: Body) -> Answer {
     let path = t.resource(QUEUE)?;
     let options = receive_options(&t, &body, false)?;
+    let started = Instant::now();
     let job = receive_until_shutdown(&s, &path, options).await?.into_iter().next();
+    observe::reserved(&s, &path, job.as_ref(), started.elapsed());
     // D1: an empty queue is a normal answer without a `job` key.
     Ok(ok(match job {
         Some(j) => json!({"status": "success", "message": "job reserved successfully", "job": json::job(j)}),
@@ -111,6 +117,7 @@ fn job_id(t: &Target) -> &str {
 async fn ack(State(s): State<AppState>, t: Target) -> Answer {
     let path = t.resource(QUEUE)?;
     s.engine.queues.ack(&path, job_id(&t)).await?;
+    observe::acked(&s, &path).await;
     Ok(ok(json!({"status": "success", "message": "job acknowledged successfully"})))
 }
 
@@ -123,14 +130,18 @@ struct NackBody {
 async fn nack(State(s): State<AppState>, t: Target, body: Body) -> Answer {
     let path = t.resource(QUEUE)?;
     let req: NackBody = body.optional()?;
-    // A negative delay means "use the backoff", as over gRPC (§3.4). Exhausted attempts answer 412.
-    s.engine.queues.nack(&path, job_id(&t), req.delay_seconds.max(0)).await?;
+    // A negative delay means "use the backoff", as over gRPC (§3.4). Exhausted attempts answer 412, after the
+    // dead-lettering was observed (the call fails, yet both queues changed).
+    let nacked = s.engine.queues.nack(&path, job_id(&t), req.delay_seconds.max(0)).await;
+    observe::nacked(&s, &path, &nacked).await;
+    nacked?;
     Ok(ok(json!({"status": "success", "message": "job NACKed successfully"})))
 }
 
 async fn stats(State(s): State<AppState>, t: Target) -> Answer {
     let path = t.resource(QUEUE)?;
     let stats = s.engine.queues.stats(&path).await?;
+    observe::queue_stats_read(&s, &path, &stats);
     Ok(ok(json!({
         "status": "success",
         "message": "queue statistics retrieved successfully",
@@ -180,5 +191,6 @@ async fn list_dlq(State(s): State<AppState>, t: Target) -> Answer {
 async fn replay_dlq(State(s): State<AppState>, t: Target) -> Answer {
     let path = t.resource(QUEUE)?;
     let (job_id, seq) = s.engine.queues.replay_dlq(&path, job_id(&t)).await?;
+    observe::dlq_replayed(&s, &path, seq).await;
     Ok(ok(json!({"status": "ok", "message": "job replayed successfully", "job_id": job_id, "seq": seq})))
 }

@@ -4,6 +4,7 @@ use super::errors::ApiError;
 use super::json::{self, ok};
 use super::request::{Body, HeadersField, Target, bytes_field, headers_field};
 use super::resource_list;
+use crate::observe;
 use crate::state::AppState;
 use axum::Router;
 use axum::extract::State;
@@ -14,6 +15,7 @@ use herald_types::ResourceKind;
 use herald_types::resource::check_consumer_group;
 use serde::Deserialize;
 use serde_json::json;
+use std::time::Instant;
 
 const STREAM: ResourceKind = ResourceKind::Stream;
 const BASE: &str = "/api/v1/streams/{tenant}/{namespace}/{name}";
@@ -66,7 +68,10 @@ async fn write_events(State(s): State<AppState>, t: Target, body: Body) -> Answe
     if let Some(i) = decoded.iter().position(|e| e.payload.is_empty()) {
         return Err(ApiError::invalid(format!("event {i}: payload cannot be empty")));
     }
+    let bytes = observe::payload_bytes(&decoded);
+    let started = Instant::now();
     let offsets = s.engine.streams.append(&path, decoded).await?;
+    observe::stream_written(&s, &path, &offsets, bytes, started.elapsed());
     Ok(ok(json!({"status": "success", "message": "events written successfully", "offsets": offsets})))
 }
 
@@ -83,7 +88,9 @@ async fn read_messages(State(s): State<AppState>, t: Target) -> Answer {
         Some(Ok(m)) if m > 0 => m.min(1000) as i32,
         Some(_) => return Err(ApiError::invalid("invalid max_messages parameter")),
     };
+    let started = Instant::now();
     let messages = s.engine.streams.read(&path, partition, offset, max_messages).await?;
+    observe::stream_read(&s, &path, partition, &messages, started.elapsed());
     let messages: Vec<_> = messages.into_iter().map(json::message).collect();
     Ok(ok(json!({"status": "success", "message": "messages read successfully", "messages": messages})))
 }
@@ -96,7 +103,9 @@ async fn latest_offset(State(s): State<AppState>, t: Target) -> Answer {
 
 async fn stats(State(s): State<AppState>, t: Target) -> Answer {
     let path = t.resource(STREAM)?;
-    let latest = s.engine.streams.latest_offset(&path, t.partition()?).await?;
+    let partition = t.partition()?;
+    let latest = s.engine.streams.latest_offset(&path, partition).await?;
+    observe::stream_stats_read(&s, &path, partition, latest);
     Ok(ok(json!({
         "status": "success",
         "message": "stream statistics retrieved successfully",
@@ -106,7 +115,11 @@ async fn stats(State(s): State<AppState>, t: Target) -> Answer {
 
 async fn groups(State(s): State<AppState>, t: Target) -> Answer {
     let path = t.resource(STREAM)?;
-    let groups: Vec<_> = s.engine.streams.list_groups(&path).await?.into_iter().map(json::group_entry).collect();
+    let groups = s.engine.streams.list_groups(&path).await?;
+    for g in &groups {
+        observe::group_state(&s, &path, g);
+    }
+    let groups: Vec<_> = groups.into_iter().map(json::group_entry).collect();
     Ok(ok(json!({
         "status": "success",
         "message": "consumer groups retrieved successfully",
@@ -133,6 +146,7 @@ async fn commit_offset(State(s): State<AppState>, t: Target, body: Body) -> Answ
     let partition = t.partition()?;
     let req: CommitBody = body.required()?;
     s.engine.streams.commit_offset(&path, group, partition, req.offset).await?;
+    observe::offset_committed(&s, &path, group, partition, req.offset);
     Ok(ok(json!({"status": "success", "message": "offset committed successfully"})))
 }
 
@@ -147,6 +161,7 @@ async fn group_state(State(s): State<AppState>, t: Target) -> Answer {
     let path = t.resource(STREAM)?;
     let group = group(&t)?;
     let state = s.engine.streams.group_state(&path, group, t.partition()?).await?;
+    observe::group_state(&s, &path, &state);
     Ok(ok(json!({
         "status": "success",
         "message": "consumer group state retrieved successfully",

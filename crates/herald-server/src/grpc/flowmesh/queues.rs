@@ -7,7 +7,7 @@ use crate::observe;
 use crate::state::AppState;
 use herald_engine::{Job, MAX_LONG_POLL, ReceiveOptions};
 use herald_proto::flowmesh::v1 as pb;
-use herald_types::{ErrorCode, HeraldError, ResourceKind, ResourcePath};
+use herald_types::{HeraldError, ResourceKind, ResourcePath};
 use pb::queue_service_server::QueueService;
 use std::time::{Duration, Instant};
 use tonic::{Request, Response, Status};
@@ -85,9 +85,7 @@ impl QueueService for QueueSvc {
         };
         let started = Instant::now();
         let job = self.receive(&path, options).await?.into_iter().next();
-        if job.is_some() {
-            observe::reserved(&self.0.state, &path, started.elapsed());
-        }
+        observe::reserved(&self.0.state, &path, job.as_ref(), started.elapsed());
         // D1: an empty queue is a normal answer with no `job`, not an error.
         let status = ok(if job.is_some() { "job reserved successfully" } else { "no jobs available" });
         Ok(Response::new(pb::ReserveResponse { status, job: job.map(convert::job) }))
@@ -123,11 +121,8 @@ impl QueueService for QueueSvc {
         let r = req.into_inner();
         let path = resolve(&who, r.resource_path, || job_id(&r.job_id), QUEUE, Permission::QueueWrite)?;
         let nacked = self.0.engine().queues.nack(&path, &r.job_id, r.delay_seconds.max(0)).await;
-        // FAILED_PRECONDITION means the job was dead-lettered: the queue changed even though the call fails.
-        let dead_lettered = matches!(&nacked, Err(e) if e.code == ErrorCode::FailedPrecondition);
-        if nacked.is_ok() || dead_lettered {
-            observe::nacked(&self.0.state, &path, dead_lettered).await;
-        }
+        // Observed before the error is returned: a dead-lettering NACK fails, yet it changed the queue.
+        observe::nacked(&self.0.state, &path, &nacked).await;
         nacked.map_err(to_status)?;
         Ok(Response::new(pb::NackResponse { status: ok("job NACKed successfully") }))
     }

@@ -44,12 +44,12 @@ impl StreamService for StreamSvc {
             return Err(Status::invalid_argument(format!("event {i}: payload cannot be empty")));
         }
         authorize(&who, Permission::StreamWrite, &path)?;
-        let bytes = r.events.iter().map(|e| e.payload.len() as u64).sum();
-        let events = r
+        let events: Vec<EventIn> = r
             .events
             .into_iter()
             .map(|e| EventIn { payload: e.payload, headers: convert::headers_in(e.headers) })
             .collect();
+        let bytes = observe::payload_bytes(&events);
         let started = Instant::now();
         let offsets = self.0.engine().streams.append(&path, events).await.map_err(to_status)?;
         observe::stream_written(&self.0.state, &path, &offsets, bytes, started.elapsed());
