@@ -56,6 +56,10 @@ fi
 .venv/bin/python -m pip install --quiet -r tests/compat/relay/requirements.txt
 .venv/bin/python -m pytest -q -p no:cacheprovider tests/compat/relay
 
+step "Python: the dashboard in headless Chromium (screenshots under target/test-output/dashboard/)"
+.venv/bin/python -m pip install --quiet -r tests/dashboard/requirements.txt
+.venv/bin/python -m pytest -q -p no:cacheprovider tests/dashboard
+
 step "Python: EnSync wire compatibility (ensync-sdk, ensync-sdk-ws, herald.events)"
 .venv/bin/python -m pip install --quiet -r tests/compat/ensync/requirements.txt
 .venv/bin/python -m pytest -q -p no:cacheprovider tests/compat/ensync
