@@ -50,8 +50,21 @@ export class ApiError extends Error {
   }
 }
 
+/** The token for a server started with HTTP authentication (`--http-auth`), kept where FlowMesh's UI keeps it. */
+export const TOKEN_KEY = "flowmesh_api_token";
+export const token = () => localStorage.getItem(TOKEN_KEY) || "";
+
+/** Called when the server answers 401, so the page can ask for a token. */
+export let onUnauthorized: () => void = () => {};
+export function setOnUnauthorized(f: () => void) {
+  onUnauthorized = f;
+}
+
 export async function get<T>(path: string): Promise<T> {
-  const res = await fetch(path, { headers: { Accept: "application/json" } });
+  const headers: Record<string, string> = { Accept: "application/json" };
+  if (token()) headers.Authorization = `Bearer ${token()}`;
+  const res = await fetch(path, { headers });
+  if (res.status === 401) onUnauthorized();
   if (!res.ok) {
     let message = `HTTP ${res.status}`;
     try {

@@ -1,5 +1,6 @@
 // The live feed: one WebSocket to `/ws` (compat/flowmesh.md §5.8) with no topics, so it receives every event, and
 // reconnects with backoff. Views register handlers by event type and unregister when they unmount.
+import { TOKEN_KEY } from "./api";
 
 export type FeedHandler = (topic: string, payload: any) => void;
 
@@ -28,7 +29,9 @@ export class Feed {
 
   private connect(): void {
     const scheme = location.protocol === "https:" ? "wss://" : "ws://";
-    const ws = new WebSocket(scheme + location.host + "/ws");
+    // A browser cannot set headers on a WebSocket: the token, if any, travels as `?token=`.
+    const t = localStorage.getItem(TOKEN_KEY);
+    const ws = new WebSocket(scheme + location.host + "/ws" + (t ? `?token=${encodeURIComponent(t)}` : ""));
     ws.onopen = () => {
       this.retryMs = 500;
       this.onStatus(true);

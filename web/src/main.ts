@@ -1,6 +1,6 @@
 // Herald's dashboard: one page at /ui on the admin listener. Views are picked by the URL hash; the header shows
 // /health, /ready and whether the live feed (/ws) is connected.
-import { get } from "./api";
+import { TOKEN_KEY, get, setOnUnauthorized } from "./api";
 import { Feed } from "./feed";
 import { mountKv } from "./views/kv";
 import { mountOverview } from "./views/overview";
@@ -53,6 +53,18 @@ function route() {
       unmount = mountStreams(view, feed);
   }
 }
+
+// A server with HTTP authentication answers 401 until the page has a token: ask once, keep it, reload.
+let asked = false;
+setOnUnauthorized(() => {
+  if (asked) return;
+  asked = true;
+  const t = window.prompt("This Herald requires a token for its admin API (Authorization: Bearer <token>):");
+  if (t) {
+    localStorage.setItem(TOKEN_KEY, t.trim());
+    location.reload();
+  }
+});
 
 feed.onStatus = (live) => light("live", live);
 feed.onEvent = () => {

@@ -73,6 +73,8 @@ pub struct AuthConfig {
     pub tokens: Vec<TokenConfig>,
     /// Users with passwords (NATS `user`/`pass`).
     pub users: Vec<UserConfig>,
+    /// Require the same tokens on the admin listener's API and `/ws` (FlowMesh's HTTP API is open: off by default).
+    pub http: bool,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -320,6 +322,9 @@ impl Config {
         }
         let auth_off = self.auth.enabled == Some(false)
             || (self.auth.enabled.is_none() && self.auth.tokens.is_empty() && self.auth.users.is_empty());
+        if auth_off && self.auth.http {
+            errors.push("auth.http: HTTP authentication needs authentication on: configure auth tokens".into());
+        }
         if auth_off && !self.insecure {
             let listeners = [
                 ("listeners.grpc", Some(grpc_addr)),

@@ -152,7 +152,7 @@ pub async fn start_with_clock(v: Validated, clock: Arc<dyn Clock>) -> anyhow::Re
             .context("gRPC listener failed")
     }));
     // Herald's own admin API joins FlowMesh's routes here, so the admin module stays FlowMesh's alone.
-    let admin = admin::router(state.clone());
+    let admin = admin::router(state.clone(), v.config.auth.http);
     let sd = shutdown.clone();
     tasks.push(tokio::spawn(async move {
         axum::serve(admin_listener, admin)

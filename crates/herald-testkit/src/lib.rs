@@ -34,6 +34,8 @@ pub struct TestOptions {
     pub nats: Option<NatsConfig>,
     /// Turns the relay listener on with these settings ([`relay_test_config`] is a ready-made one).
     pub relay: Option<RelayConfig>,
+    /// Require tokens on the admin listener too (`[auth] http`).
+    pub http_auth: bool,
     /// The `[events]` table (identities and delivery tuning); default: no identities.
     pub events: Option<EventsConfig>,
 }
@@ -103,6 +105,7 @@ impl TestServer {
             config.events = e.clone();
         }
         config.auth.users = options.users.clone();
+        config.auth.http = options.http_auth;
         config.storage.fsync = options.fsync.clone().unwrap_or_else(|| "always".into());
         config.storage.auto_create = options.auto_create;
         config.auth.tokens = options

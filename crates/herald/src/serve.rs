@@ -42,6 +42,9 @@ pub struct ServeArgs {
     /// Turn authentication off even if tokens are configured (development only).
     #[arg(long, env = "HERALD_NO_AUTH")]
     no_auth: bool,
+    /// Require the tokens on the admin listener's API and `/ws` too (FlowMesh's HTTP API is open by default).
+    #[arg(long, env = "HERALD_HTTP_AUTH")]
+    http_auth: bool,
     /// Create missing streams, queues and KV stores on first write.
     #[arg(long, env = "HERALD_AUTO_CREATE")]
     auto_create: bool,
@@ -101,6 +104,9 @@ impl ServeArgs {
         }
         if self.no_auth {
             c.auth.enabled = Some(false);
+        }
+        if self.http_auth {
+            c.auth.http = true;
         }
         if self.auto_create {
             c.storage.auto_create = true;

@@ -7,6 +7,7 @@
 //! (`json`); errors go through the one code → status mapping in `errors`. Unknown paths, and known paths with a
 //! method they do not serve, answer 404 (FlowMesh never answers 405): JSON under `/api/`, Go's plain text elsewhere.
 
+mod auth;
 mod duration;
 mod errors;
 mod health;
@@ -33,8 +34,11 @@ use serde_json::Value;
 /// batch as large as the gRPC listener's 4 MiB messages, several times over.
 const MAX_BODY_BYTES: usize = 32 << 20;
 
-pub fn router(state: AppState) -> Router {
-    Router::new()
+/// `http_auth`: require the gRPC side's tokens on everything but health, readiness, metrics and the dashboard's
+/// files (`[auth] http`, off by default as in FlowMesh; see `auth.rs`).
+pub fn router(state: AppState, http_auth: bool) -> Router {
+    let auth_state = state.clone();
+    let router = Router::new()
         .merge(health::routes())
         .merge(streams::routes())
         .merge(queues::routes())
@@ -51,7 +55,8 @@ pub fn router(state: AppState) -> Router {
         // before it.
         .method_not_allowed_fallback(not_found)
         .fallback(not_found)
-        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES));
+    if http_auth { router.layer(axum::middleware::from_fn_with_state(auth_state, auth::require)) } else { router }
 }
 
 async fn not_found(uri: Uri) -> Response {
