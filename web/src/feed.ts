@@ -55,3 +55,43 @@ export class Feed {
     };
   }
 }
+
+/**
+ * A second socket for one opt-in topic: Herald sends `herald.overview` only to connections that subscribed to it,
+ * and subscribing switches a connection from "every event" to "only these topics", so the main feed cannot ask for
+ * it without losing FlowMesh's events. Returns a function that closes the socket for good.
+ */
+export function followTopic(topic: string, onPayload: (payload: any) => void, onStatus: (live: boolean) => void): () => void {
+  let closed = false;
+  let retryMs = 500;
+  let ws: WebSocket | null = null;
+  const connect = () => {
+    const scheme = location.protocol === "https:" ? "wss://" : "ws://";
+    const t = localStorage.getItem(TOKEN_KEY);
+    ws = new WebSocket(scheme + location.host + "/ws" + (t ? `?token=${encodeURIComponent(t)}` : ""));
+    ws.onopen = () => {
+      retryMs = 500;
+      ws!.send(JSON.stringify({ type: "subscribe", payload: { topics: [topic] } }));
+      onStatus(true);
+    };
+    ws.onmessage = (e) => {
+      try {
+        const event = JSON.parse(String(e.data));
+        if (event.topic === topic) onPayload(event.payload);
+      } catch {
+        // one JSON object per frame; anything else is not for us
+      }
+    };
+    ws.onclose = () => {
+      onStatus(false);
+      if (closed) return;
+      setTimeout(connect, retryMs);
+      retryMs = Math.min(retryMs * 2, 10_000);
+    };
+  };
+  connect();
+  return () => {
+    closed = true;
+    ws?.close();
+  };
+}

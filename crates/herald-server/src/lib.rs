@@ -153,6 +153,8 @@ pub async fn start_with_clock(v: Validated, clock: Arc<dyn Clock>) -> anyhow::Re
     }));
     // Herald's own admin API joins FlowMesh's routes here, so the admin module stays FlowMesh's alone.
     let admin = admin::router(state.clone(), v.config.auth.http);
+    // The dashboard's overview, pushed over /ws to the connections that ask for it; ends with the shutdown signal.
+    herald_api::follow_overview(state.clone());
     let sd = shutdown.clone();
     tasks.push(tokio::spawn(async move {
         axum::serve(admin_listener, admin)

@@ -685,3 +685,32 @@ async fn subscriptions_count_the_bytes_they_read() {
     drop(frames);
     srv.shutdown().await.unwrap();
 }
+
+/// Herald's own `herald.overview` event is opt-in: pushed once a second to a connection that subscribed to it, never
+/// to a FlowMesh client that receives everything (it has no topics).
+#[tokio::test]
+async fn herald_overview_is_pushed_to_subscribers_only() {
+    let srv = server(&["t1/ns1/kv/c"], "always").await;
+    let mut everything = connect(&srv).await;
+    let mut dashboard = connect(&srv).await;
+    send(&mut dashboard, json!({"type": "subscribe", "payload": {"topics": ["herald.overview"]}})).await;
+    // A NATS client shows up in the next snapshot.
+    let nats = async_nats::ConnectOptions::new().name("overview-test").token(TOKEN.into()).connect(srv.nats_url());
+    let nats = nats.await.unwrap();
+    nats.flush().await.unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let e = next_event(&mut dashboard, Duration::from_secs(3)).await.expect("a herald.overview event");
+        assert_eq!((e["type"].as_str(), e["topic"].as_str()), (Some("herald.overview"), Some("herald.overview")));
+        assert!(e["payload"]["relay"]["topics"].is_array() && e["payload"]["events"]["recipients"].is_array(), "{e}");
+        let names: Vec<&str> =
+            e["payload"]["nats"]["connections"].as_array().unwrap().iter().filter_map(|c| c["name"].as_str()).collect();
+        if names.contains(&"overview-test") {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "the NATS connection never appeared: {e}");
+    }
+    assert!(next_event(&mut everything, Duration::from_millis(1500)).await.is_none(), "opt-in only");
+    drop(nats);
+    srv.shutdown().await.unwrap();
+}

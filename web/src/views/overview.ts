@@ -1,6 +1,8 @@
 // Relay topics, NATS connections and subscriptions, and addressed-event recipients: what Herald serves besides
-// FlowMesh, read from `/api/herald/overview` every 2 s.
+// FlowMesh: pushed once a second as Herald's opt-in `herald.overview` feed event, and read from
+// `/api/herald/overview` at first and whenever the feed is down.
 import { Overview, overview } from "../api";
+import { followTopic } from "../feed";
 import { RollingChart } from "../chart";
 import { esc, num, when } from "../format";
 
@@ -85,9 +87,22 @@ export function mountOverview(el: HTMLElement, kind: Kind): () => void {
       (el.querySelector("#o-error") as HTMLElement).textContent = String(e);
     }
   }
+  let live = false;
+  const stop = followTopic(
+    "herald.overview",
+    (o: Overview) => {
+      render(o);
+      (el.querySelector("#o-error") as HTMLElement).textContent = "";
+    },
+    (up) => (live = up),
+  );
   void refresh();
-  const timer = setInterval(refresh, 2000);
+  // Only while the feed is down: the pushed snapshots arrive every second otherwise.
+  const timer = setInterval(() => {
+    if (!live) void refresh();
+  }, 2000);
   return () => {
+    stop();
     clearInterval(timer);
     chart.destroy();
   };

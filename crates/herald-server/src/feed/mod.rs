@@ -14,6 +14,11 @@
 //! one per change.
 //!
 //! The helpers that decide *when* to publish (after which gRPC or HTTP mutation) are in [`crate::observe`].
+//!
+//! Herald adds one event of its own, `herald.overview` (relay topics, NATS connections, event recipients; the
+//! dashboard's overview, once a second). It is **opt-in**: only a connection that subscribed to the topic
+//! `herald.overview` receives it, so FlowMesh clients, which get every event while they have no topics, never see
+//! a type the contract does not list.
 
 mod throttle;
 pub mod ws;
@@ -47,6 +52,8 @@ pub mod kind {
     pub const QUEUE_STATS: &str = "queue.stats";
     pub const REPLAY_SESSION: &str = "replay.session";
     pub const KV_UPDATE: &str = "kv.update";
+    /// Herald's own, opt-in (module docs); its topic is the same string.
+    pub const HERALD_OVERVIEW: &str = "herald.overview";
 }
 
 /// What happened to a KV key (`kv.update` payloads).
@@ -246,6 +253,20 @@ impl Feed {
         self.deliver(&topic, frame);
     }
 
+    /// Whether any connection subscribed to the opt-in `herald.overview` topic.
+    pub fn wants_overview(&self) -> bool {
+        self.connections() > 0 && self.0.clients.read().values().any(|c| c.topics.contains(kind::HERALD_OVERVIEW))
+    }
+
+    /// `herald.overview` to the connections that subscribed to it (and to no one else).
+    pub fn herald_overview(&self, payload: &impl Serialize) {
+        if !self.wants_overview() {
+            return;
+        }
+        let frame = encode(kind::HERALD_OVERVIEW, kind::HERALD_OVERVIEW, payload);
+        self.deliver_to(kind::HERALD_OVERVIEW, frame, false);
+    }
+
     /// Sends now if the topic's window allows it, otherwise leaves the frame for the end of the window (a newer
     /// frame replaces it meanwhile).
     fn throttled(&self, topic: String, order: i64, frame: Utf8Bytes, window: Duration) {
@@ -266,11 +287,16 @@ impl Feed {
 
     /// Hands `frame` to every interested connection without waiting; connections whose buffer is full are dropped.
     fn deliver(&self, topic: &str, frame: Utf8Bytes) {
+        self.deliver_to(topic, frame, true);
+    }
+
+    /// `to_everyone`: whether connections with no topics receive it (FlowMesh's events) or not (opt-in events).
+    fn deliver_to(&self, topic: &str, frame: Utf8Bytes, to_everyone: bool) {
         let mut gone = Vec::new();
         {
             let clients = self.0.clients.read();
             for (id, c) in clients.iter() {
-                if !(c.topics.is_empty() || c.topics.contains(topic)) {
+                if !((to_everyone && c.topics.is_empty()) || c.topics.contains(topic)) {
                     continue;
                 }
                 if c.tx.try_send(frame.clone()).is_err() {

@@ -80,7 +80,12 @@ struct Recipient {
 }
 
 pub(super) async fn overview(State(state): State<AppState>) -> std::result::Result<Json<Overview>, ApiError> {
-    Ok(Json(Overview { relay: relay(&state.engine).await?, nats: nats(&state), events: events(&state.engine).await? }))
+    Ok(Json(snapshot(&state).await?))
+}
+
+/// The overview now: what `GET /api/herald/overview` answers and the `herald.overview` feed event carries.
+pub(super) async fn snapshot(state: &AppState) -> Result<Overview> {
+    Ok(Overview { relay: relay(&state.engine).await?, nats: nats(state), events: events(&state.engine).await? })
 }
 
 /// Microseconds since the epoch as RFC 3339 in UTC, always with six fraction digits (the relay's precision), so
