@@ -38,6 +38,7 @@ step "Python: SDK tests against $HERALD_BIN"
 (cd python && ../.venv/bin/python -m pytest -q -p no:cacheprovider)
 
 step "Python: FlowMesh wire compatibility (grpcio client generated from the contract's proto)"
+.venv/bin/python -m pip install --quiet -r tests/compat/flowmesh/requirements.txt
 .venv/bin/python -m pytest -q -p no:cacheprovider tests/compat/flowmesh
 
 step "Python: NATS wire compatibility (nats-py, fluxmq)"
