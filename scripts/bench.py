@@ -687,24 +687,6 @@ def events_only():
     print(section)
 
 
-def splice_relay_section(section):
-    """Replaces (or adds before "## Notes") the Pulsar Relay section of docs/benchmarks.md, leaving the rest as is."""
-    path = os.path.join(ROOT, "docs", "benchmarks.md")
-    old = open(path).read() if os.path.exists(path) else "# Benchmarks\n"
-    head = "\n## Pulsar Relay against pulsar-relay 0.2.1\n"
-    if head in old:
-        before, rest = old.split(head, 1)
-        nxt = rest.find("\n## ")
-        after = rest[nxt:] if nxt >= 0 else "\n"
-    elif "\n## Notes\n" in old:
-        before, after = old.split("\n## Notes\n", 1)
-        after = "\n## Notes\n" + after
-    else:
-        before, after = old, "\n"
-    text = before.rstrip("\n") + "\n" + section.rstrip("\n") + "\n" + after
-    open(path, "w").write(text)
-
-
 def relay_only():
     work = tempfile.mkdtemp(prefix="herald-bench-", dir=os.environ.get("BENCH_DIR", ROOT))
     try:
@@ -712,7 +694,7 @@ def relay_only():
         section = relay_section(rel, work)
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    splice_relay_section(section)
+    splice_section("## Pulsar Relay against pulsar-relay 0.2.1", section)
     print(section)
 
 
