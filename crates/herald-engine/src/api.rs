@@ -266,3 +266,22 @@ pub trait Kv: Send + Sync {
     /// expiry (values are not copied out).
     async fn list_entries(&self, store: &ResourcePath, prefix: &str, limit: usize) -> Result<Vec<KvEntryInfo>>;
 }
+
+/// A change the engine makes on its own, with no request behind it (its maintenance tasks). Front-ends that mirror
+/// changes elsewhere (the FlowMesh live feed, §5.8: "expiry/dead-lettering → `queue.stats`", "KV expiry →
+/// `kv.update`") learn of these through the listener given to [`crate::Engine::set_change_listener`]; changes made
+/// by a request are reported by the front-end that made the request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EngineChange<'a> {
+    /// Reservations in `queue` ran out (visibility timeout): their jobs are pending again or, out of attempts, were
+    /// moved to the queue's `-dlq` queue (`dead_lettered`). Reported once the change is durable.
+    ReservationsExpired { queue: &'a ResourcePath, dead_lettered: bool },
+    /// A KV entry reached its TTL and was reclaimed. It was invisible from the moment it expired (D9); this reports
+    /// the reclaim, which follows within about a second.
+    KeyExpired { store: &'a ResourcePath, key: &'a str },
+}
+
+/// Told about every [`EngineChange`]. Called from the maintenance work that made the change (a tokio task, or a
+/// blocking thread for the KV reaper), so it must not block or await: anything slow belongs on a task of the
+/// listener's own, spawned on a runtime handle it captured.
+pub type ChangeListener = std::sync::Arc<dyn Fn(EngineChange<'_>) + Send + Sync>;

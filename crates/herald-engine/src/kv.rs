@@ -7,12 +7,12 @@
 
 use crate::api::{Kv, KvEntryInfo};
 use crate::resources::Registry;
-use crate::store::{SharedStore, fjall_err, key2, read_i64};
+use crate::store::{SharedStore, fjall_err, key2, read_i64, read_u64};
 use async_trait::async_trait;
 use bytes::Bytes;
 use herald_types::clock::NANOS_PER_SEC;
 use herald_types::{Clock, HeraldError, ResourceKind, ResourcePath, Result};
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 const MAX_TTL_SECS: i64 = 31_536_000;
@@ -69,9 +69,12 @@ impl EmbeddedKv {
     }
 
     /// Deletes every entry whose expiry has passed. Returns how many were removed.
-    pub fn reap(&self) -> Result<usize> {
+    /// Reclaims every entry whose TTL has passed and returns them as (store, key), once the removal is committed.
+    pub fn reap(&self) -> Result<Vec<(ResourcePath, String)>> {
         let now = self.clock.now_ns();
-        let mut removed = 0;
+        let mut removed = Vec::new();
+        // rid → store path, built only when something expired (most runs find nothing).
+        let mut paths: Option<HashMap<u64, ResourcePath>> = None;
         let mut batch = self.store.batch();
         for item in self.store.kv_ttl.range(0i64.to_be_bytes()..=now.to_be_bytes()) {
             let k = item.key().map_err(fjall_err("reaping keys"))?;
@@ -83,7 +86,14 @@ impl EmbeddedKv {
                 && exp == expires_at
             {
                 batch.remove(&self.store.kv, entry_key.to_vec());
-                removed += 1;
+                let paths = paths.get_or_insert_with(|| {
+                    self.registry.all(ResourceKind::Kv).iter().map(|r| (r.rid, r.path.clone())).collect()
+                });
+                if let Some(rid) = read_u64(entry_key)
+                    && let Some(path) = paths.get(&rid)
+                {
+                    removed.push((path.clone(), String::from_utf8_lossy(&entry_key[8..]).into_owned()));
+                }
             }
             batch.remove(&self.store.kv_ttl, k.to_vec());
             if batch.len() >= 1024 {

@@ -106,6 +106,8 @@ struct Embedded {
     events: Arc<events::EmbeddedEvents>,
     replays: Arc<replay::EmbeddedReplays>,
     fsync: FsyncPolicy,
+    /// Told about the changes the maintenance tasks make ([`Engine::set_change_listener`]).
+    changes: parking_lot::RwLock<Option<ChangeListener>>,
 }
 
 impl Engine {
@@ -174,7 +176,17 @@ impl Engine {
             relay: relay.clone(),
             events: events.clone(),
             replays: replays.clone(),
-            backend: Arc::new(Embedded { store, streams, queues, kv, relay, events, replays, fsync: config.fsync }),
+            backend: Arc::new(Embedded {
+                store,
+                streams,
+                queues,
+                kv,
+                relay,
+                events,
+                replays,
+                fsync: config.fsync,
+                changes: parking_lot::RwLock::new(None),
+            }),
         })
     }
 
@@ -187,7 +199,7 @@ impl Engine {
         handles.push(every(EXPIRY_SCAN, move || {
             let b = Arc::clone(&b);
             async move {
-                if let Err(e) = b.queues.expire_reservations().await {
+                if let Err(e) = b.expire_reservations().await {
                     tracing::error!(error = %e, "visibility-timeout scan failed");
                 }
             }
@@ -196,7 +208,7 @@ impl Engine {
         handles.push(every(KV_REAP, move || {
             let b = Arc::clone(&b);
             async move {
-                let res = tokio::task::spawn_blocking(move || (b.kv.reap(), b.relay.reap())).await;
+                let res = tokio::task::spawn_blocking(move || (b.reap_kv(), b.relay.reap())).await;
                 if let Ok((kv, relay)) = res {
                     if let Err(e) = kv {
                         tracing::error!(error = %e, "KV reaper failed");
@@ -256,13 +268,19 @@ impl Engine {
     /// enforce stream and relay retention. The background tasks do this on their own schedule; tests with a manual
     /// clock call it after moving time.
     pub async fn tick(&self) -> Result<()> {
-        self.backend.queues.expire_reservations().await?;
-        self.backend.kv.reap()?;
+        self.backend.expire_reservations().await?;
+        self.backend.reap_kv()?;
         self.backend.relay.reap()?;
         self.backend.events.tick()?;
         self.backend.streams.enforce_retention()?;
         self.backend.relay.enforce_retention()?;
         self.backend.events.enforce_retention()
+    }
+
+    /// Registers the one listener told about every change the engine makes on its own ([`EngineChange`]),
+    /// replacing any previous one.
+    pub fn set_change_listener(&self, listener: ChangeListener) {
+        *self.backend.changes.write() = Some(listener);
     }
 
     /// Flushes and fsyncs everything. Called on graceful shutdown, whatever the fsync policy.
@@ -272,6 +290,29 @@ impl Engine {
 }
 
 impl Embedded {
+    fn report(&self, change: EngineChange<'_>) {
+        if let Some(listener) = self.changes.read().as_ref() {
+            listener(change);
+        }
+    }
+
+    async fn expire_reservations(&self) -> Result<()> {
+        for expired in self.queues.expire_reservations().await? {
+            self.report(EngineChange::ReservationsExpired {
+                queue: &expired.queue,
+                dead_lettered: expired.dead_lettered,
+            });
+        }
+        Ok(())
+    }
+
+    fn reap_kv(&self) -> Result<()> {
+        for (store, key) in self.kv.reap()? {
+            self.report(EngineChange::KeyExpired { store: &store, key: &key });
+        }
+        Ok(())
+    }
+
     fn sync_all(&self) -> Result<()> {
         self.streams.sync_all()?;
         self.relay.sync_all()?;

@@ -51,6 +51,27 @@ fn kv(name: &str) -> ResourcePath {
 fn now_opts(max: i32, vis: i64) -> ReceiveOptions {
     ReceiveOptions { max_jobs: max, visibility_timeout_seconds: vis, long_poll: Duration::ZERO }
 }
+/// What the engine reported about its own changes ([`Engine::set_change_listener`]), as owned values.
+#[derive(Debug, PartialEq)]
+enum Reported {
+    Expired { queue: String, dead_lettered: bool },
+    Key { store: String, key: String },
+}
+
+fn record_changes(engine: &Engine) -> Arc<parking_lot::Mutex<Vec<Reported>>> {
+    let seen = Arc::new(parking_lot::Mutex::new(Vec::new()));
+    let sink = Arc::clone(&seen);
+    engine.set_change_listener(Arc::new(move |change| {
+        sink.lock().push(match change {
+            EngineChange::ReservationsExpired { queue, dead_lettered } => {
+                Reported::Expired { queue: queue.to_string(), dead_lettered }
+            }
+            EngineChange::KeyExpired { store, key } => Reported::Key { store: store.to_string(), key: key.into() },
+        })
+    }));
+    seen
+}
+
 fn ev(p: &str) -> EventIn {
     EventIn { payload: Bytes::copy_from_slice(p.as_bytes()), headers: Headers::new() }
 }
@@ -58,6 +79,7 @@ fn ev(p: &str) -> EventIn {
 #[tokio::test]
 async fn visibility_expiry_redelivers_with_backoff_then_dead_letters() {
     let f = fixture();
+    let reported = record_changes(&f.engine);
     let qs = &f.engine.queues;
     let queue = q("expiry");
     qs.enqueue(&queue, Bytes::from_static(b"job"), 0, Headers::new()).await.unwrap();
@@ -80,10 +102,13 @@ async fn visibility_expiry_redelivers_with_backoff_then_dead_letters() {
     f.clock.advance_secs(9);
     f.engine.tick().await.unwrap();
     assert_eq!(qs.stats(&queue).await.unwrap().in_flight_jobs, 1, "not expired before reserve_until");
+    assert!(reported.lock().is_empty(), "nothing changed, nothing reported");
     f.clock.advance_secs(1);
     f.engine.tick().await.unwrap();
     let st = qs.stats(&queue).await.unwrap();
     assert_eq!((st.pending_jobs, st.in_flight_jobs), (1, 0));
+    let expired = |dead_lettered| Reported::Expired { queue: queue.to_string(), dead_lettered };
+    assert_eq!(*reported.lock(), [expired(false)]);
     // backoff(1) = 5 s after the expiry.
     f.clock.advance_secs(4);
     assert!(qs.receive(&queue, now_opts(1, 10)).await.unwrap().is_empty());
@@ -102,6 +127,7 @@ async fn visibility_expiry_redelivers_with_backoff_then_dead_letters() {
     assert_eq!(dlq[0].headers["x-flowmesh-attempts"], "2");
     assert_eq!(dlq[0].headers["x-flowmesh-original-job-id"], first[0].id);
     assert_eq!(dlq[0].resource_path, "t1/ns1/queue/expiry-dlq");
+    assert_eq!(*reported.lock(), [expired(false), expired(true)]);
 }
 
 #[tokio::test]
@@ -202,6 +228,7 @@ async fn a_job_in_flight_with_no_attempts_left_is_dead_lettered_at_restart() {
 #[tokio::test]
 async fn kv_ttl_is_exact_and_set_replaces_expiry() {
     let f = fixture();
+    let reported = record_changes(&f.engine);
     let store = kv("cache");
     let k = &f.engine.kv;
     k.set(&store, "t", Bytes::from_static(b"x"), 1).await.unwrap();
@@ -219,6 +246,8 @@ async fn kv_ttl_is_exact_and_set_replaces_expiry() {
     f.clock.advance_secs(20);
     f.engine.tick().await.unwrap();
     assert_eq!(&k.get(&store, "t2").await.unwrap()[..], b"y", "D9: overwrite cancels the old TTL");
+    // The reaper reports the key it reclaimed, and not the overwritten one.
+    assert_eq!(*reported.lock(), [Reported::Key { store: store.to_string(), key: "t".into() }]);
 
     for key in ["user:2", "user:10", "order:1", "user:1", "a.b"] {
         k.set(&store, key, Bytes::from_static(b"v"), 0).await.unwrap();

@@ -133,8 +133,10 @@ pub async fn start_with_clock(v: Validated, clock: Arc<dyn Clock>) -> anyhow::Re
     let (auth, generated_token) = authenticator(&v);
     let shutdown = CancellationToken::new();
     let state = AppState::new(Arc::clone(&engine), auth, shutdown.clone());
-    // Replay sessions change without requests too (their tasks): the feed follows them from the engine.
+    // Replay sessions and the maintenance tasks (expiry, dead-lettering) change state without requests too: the
+    // feed follows them from the engine.
     observe::follow_replays(&state);
+    observe::follow_engine_changes(&state);
 
     let mut tasks = Vec::new();
     let grpc_service = grpc::service(&state, v.config.grpc.max_message_bytes);

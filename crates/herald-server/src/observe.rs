@@ -7,16 +7,18 @@
 //! which runs without any request, so [`follow_replays`] registers the feed as the engine's replay listener once at
 //! start-up and every stored change (start, pause, resume, stop, delete, progress, completion, error) is published
 //! from there, whoever made it. Only get-one, which changes nothing, is published by the handlers
-//! ([`replay_read`]).
+//! ([`replay_read`]). The engine's maintenance tasks change queues (expired reservations, dead-lettering) and KV
+//! stores (expired keys) without a request too; [`follow_engine_changes`] publishes those.
 //!
 //! Payloads that cost an engine call (queue statistics) are fetched only when a `/ws` connection would receive
 //! the event, or after a dead-lettering (rare), whose counts and DLQ depth are then current at once.
 
 use crate::admin::replay_session_superset;
 use crate::feed::{self, Feed, KvAction};
+use crate::flowmesh_metrics::FlowmeshMetrics;
 use crate::state::AppState;
 use herald_engine::replay::{ReplayChange, ReplaySession};
-use herald_engine::{ConsumerGroupState, EventIn, Job, QueueStats, StreamMessage};
+use herald_engine::{ConsumerGroupState, EngineChange, EventIn, Job, QueueStats, Queues, StreamMessage};
 use herald_types::{ErrorCode, HeraldError, ResourceKind, ResourcePath};
 use std::sync::Arc;
 use std::time::Duration;
@@ -92,19 +94,11 @@ pub async fn nacked(state: &AppState, path: &ResourcePath, outcome: &Result<(), 
         Err(e) if e.code == ErrorCode::FailedPrecondition => true,
         Err(_) => return,
     };
-    if !dead_lettered {
-        publish_queue_stats(state, path).await;
-        return;
-    }
-    if let Ok(stats) = state.engine.queues.stats(path).await {
-        state.metrics.queue_stats(path, &stats);
-        state.feed.queue_stats(path, &stats);
-    }
-    let dlq = path.sibling(ResourceKind::Queue, format!("{}-dlq", path.name));
-    if let Ok(stats) = state.engine.queues.stats(&dlq).await {
-        state.metrics.queue_stats(&dlq, &stats);
-        state.metrics.dlq_depth(path, &stats);
-        state.feed.queue_stats(&dlq, &stats);
+    let view = QueueFeed::of(state);
+    if dead_lettered {
+        view.after_dead_lettering(path).await;
+    } else {
+        view.publish_stats(path).await;
     }
 }
 
@@ -129,11 +123,44 @@ pub fn queue_stats_read(state: &AppState, path: &ResourcePath, stats: &QueueStat
 
 /// Publishes `queue.stats` for `path` if a `/ws` connection would receive it; otherwise costs no engine call.
 pub async fn publish_queue_stats(state: &AppState, path: &ResourcePath) {
-    if state.feed.connections() == 0 || !state.feed.wants(&feed::resource_topic(feed::kind::QUEUE_STATS, path)) {
-        return;
+    QueueFeed::of(state).publish_stats(path).await;
+}
+
+/// What publishing a queue's statistics needs. Borrowed from [`AppState`] by the handlers; the engine's change
+/// listener builds it from parts it owns, because it must not hold the engine (the engine holds the listener).
+struct QueueFeed<'a> {
+    queues: &'a dyn Queues,
+    feed: &'a Feed,
+    metrics: &'a FlowmeshMetrics,
+}
+
+impl<'a> QueueFeed<'a> {
+    fn of(state: &'a AppState) -> Self {
+        QueueFeed { queues: &*state.engine.queues, feed: &state.feed, metrics: &state.metrics }
     }
-    if let Ok(stats) = state.engine.queues.stats(path).await {
-        state.feed.queue_stats(path, &stats);
+
+    async fn publish_stats(&self, path: &ResourcePath) {
+        if self.feed.connections() == 0 || !self.feed.wants(&feed::resource_topic(feed::kind::QUEUE_STATS, path)) {
+            return;
+        }
+        if let Ok(stats) = self.queues.stats(path).await {
+            self.feed.queue_stats(path, &stats);
+        }
+    }
+
+    /// After jobs of `path` moved to its `-dlq` queue (a NACK out of attempts, or an expired reservation): both
+    /// queues changed, and the DLQ depth with them.
+    async fn after_dead_lettering(&self, path: &ResourcePath) {
+        if let Ok(stats) = self.queues.stats(path).await {
+            self.metrics.queue_stats(path, &stats);
+            self.feed.queue_stats(path, &stats);
+        }
+        let dlq = path.sibling(ResourceKind::Queue, format!("{}-dlq", path.name));
+        if let Ok(stats) = self.queues.stats(&dlq).await {
+            self.metrics.queue_stats(&dlq, &stats);
+            self.metrics.dlq_depth(path, &stats);
+            self.feed.queue_stats(&dlq, &stats);
+        }
     }
 }
 
@@ -150,6 +177,31 @@ pub fn kv_deleted(state: &AppState, path: &ResourcePath, key: &str) {
 }
 
 // ---------------------------------------------------------------- replay
+
+// ---------------------------------------------------------------- changes the engine makes on its own
+
+/// Publishes what the engine's maintenance tasks change without a request (§5.8: expiry and dead-lettering →
+/// `queue.stats`, KV expiry → `kv.update` with action `delete`). Called once, when the server starts, inside the
+/// runtime: the listener is called from those tasks and must not wait, so queue statistics are fetched on a task
+/// of their own.
+pub fn follow_engine_changes(state: &AppState) {
+    let runtime = tokio::runtime::Handle::current();
+    let (queues, feed, metrics) = (Arc::clone(&state.engine.queues), state.feed.clone(), Arc::clone(&state.metrics));
+    state.engine.set_change_listener(Arc::new(move |change| match change {
+        EngineChange::ReservationsExpired { queue, dead_lettered } => {
+            let (queues, feed, metrics, queue) = (queues.clone(), feed.clone(), metrics.clone(), queue.clone());
+            runtime.spawn(async move {
+                let view = QueueFeed { queues: &*queues, feed: &feed, metrics: &metrics };
+                if dead_lettered {
+                    view.after_dead_lettering(&queue).await;
+                } else {
+                    view.publish_stats(&queue).await;
+                }
+            });
+        }
+        EngineChange::KeyExpired { store, key } => feed.kv_update(store, KvAction::Delete, key),
+    }));
+}
 
 /// Publishes `replay.session` (§5.8, D18, D19) for every change the engine stores, from either transport or from a
 /// replay task. Called once, when the server starts.

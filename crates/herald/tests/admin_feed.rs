@@ -364,6 +364,77 @@ async fn c26_grpc_mutations_publish_and_topics_filter() {
     srv.shutdown().await.unwrap();
 }
 
+/// §5.8: what the engine changes on its own is published too — an expired reservation (job back to pending), one
+/// that used the last attempt (the queue and its `-dlq` queue), and an expired KV key (`kv.update` `delete`).
+#[tokio::test]
+async fn expiry_and_dead_lettering_without_a_request_publish() {
+    let srv = server(&["t1/ns1/queue/exp", "t1/ns1/queue/dead", "t1/ns1/kv/exp"], "never").await;
+    let ch = srv.channel().await;
+    let (mut q, mut kv) = (QueueServiceClient::new(ch.clone()), KvServiceClient::new(ch));
+    let mut ws = connect(&srv).await;
+    let topics =
+        ["queue.stats.t1/ns1/exp", "queue.stats.t1/ns1/dead", "queue.stats.t1/ns1/dead-dlq", "kv.update.t1/ns1/exp"];
+    send(&mut ws, json!({"type": "subscribe", "payload": {"topics": topics}})).await;
+    let reserve = |queue: &str| {
+        authed(
+            pb::ReserveRequest { resource_path: path(queue), visibility_timeout_seconds: 1, ..Default::default() },
+            TOKEN,
+        )
+    };
+    /// Events until one matches, or none within 4 s (expiry is checked every 200 ms, keys reaped every 1 s).
+    async fn until(ws: &mut Ws, want: impl Fn(&Value) -> bool) -> Value {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(4);
+        loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            let e = next_event(ws, left).await.expect("the event within 4 s");
+            if want(&e) {
+                return e;
+            }
+        }
+    }
+
+    // Back to pending with nobody calling (a Reserve publishes nothing, as in FlowMesh: the next event is the
+    // expiry's).
+    q.enqueue(enqueue("t1/ns1/queue/exp", "job")).await.unwrap();
+    assert_eq!(aged(event(&mut ws).await), queue_stats("exp", 1, 1, 0, 0, 0));
+    q.reserve(reserve("t1/ns1/queue/exp")).await.unwrap().into_inner().job.expect("a job");
+    let e = until(&mut ws, |e| e["topic"] == "queue.stats.t1/ns1/exp" && e["payload"]["in_flight_jobs"] == 0).await;
+    assert_eq!(aged(e), queue_stats("exp", 1, 1, 0, 0, 0));
+
+    // Out of attempts: the queue shows the failure and the dead-letter queue its new job.
+    let mut policy = pb::SetRetryPolicyRequest { resource_path: path("t1/ns1/queue/dead"), ..Default::default() };
+    policy.policy = Some(pb::RetryPolicy {
+        max_attempts: 1,
+        initial_backoff_seconds: 1,
+        max_backoff_seconds: 1,
+        backoff_multiplier: 1.0,
+        backoff_strategy: "fixed".into(),
+    });
+    q.set_retry_policy(authed(policy, TOKEN)).await.unwrap();
+    q.enqueue(enqueue("t1/ns1/queue/dead", "poison")).await.unwrap();
+    q.reserve(reserve("t1/ns1/queue/dead")).await.unwrap().into_inner().job.expect("a job");
+    let e = until(&mut ws, |e| e["topic"] == "queue.stats.t1/ns1/dead" && e["payload"]["failed_jobs"] == 1).await;
+    assert_eq!(aged(e), queue_stats("dead", 1, 0, 0, 0, 1));
+    let e = until(&mut ws, |e| e["topic"] == "queue.stats.t1/ns1/dead-dlq").await;
+    assert_eq!(aged(e), queue_stats("dead-dlq", 1, 1, 0, 0, 0));
+
+    // A key reaches its TTL: reported as a delete once reclaimed; an overwritten TTL is not.
+    let mut set = kv_set("t1/ns1/kv/exp", "short");
+    set.get_mut().ttl_seconds = 1;
+    kv.set(set).await.unwrap();
+    let mut set = kv_set("t1/ns1/kv/exp", "kept");
+    set.get_mut().ttl_seconds = 1;
+    kv.set(set).await.unwrap();
+    kv.set(kv_set("t1/ns1/kv/exp", "kept")).await.unwrap();
+    let e = until(&mut ws, |e| e["payload"]["action"] == "delete").await;
+    assert_eq!(
+        e,
+        json!({"type": "kv.update", "topic": "kv.update.t1/ns1/exp", "payload": {"action": "delete", "key": "short"}})
+    );
+    assert_eq!(next_event(&mut ws, Duration::from_millis(1500)).await, None, "`kept` lost its TTL: no delete");
+    srv.shutdown().await.unwrap();
+}
+
 #[tokio::test]
 async fn stream_stats_bursts_end_with_the_final_offset() {
     let srv = server(&["t1/ns1/stream/burst"], "never").await;

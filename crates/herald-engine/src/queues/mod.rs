@@ -73,6 +73,13 @@ enum Retry {
 }
 
 /// What happened to a job whose delivery failed (NACK or expiry).
+/// A queue in which [`EmbeddedQueues::expire_reservations`] found reservations that had run out.
+pub(crate) struct ExpiredReservations {
+    pub queue: ResourcePath,
+    /// At least one of the jobs was out of attempts and moved to the queue's `-dlq` queue.
+    pub dead_lettered: bool,
+}
+
 enum Failure {
     Requeued,
     DeadLettered { attempts: i32, max_attempts: i32 },
@@ -301,28 +308,31 @@ impl EmbeddedQueues {
     }
 
     /// Requeues or dead-letters every reservation that has run out. Called about every 200 ms (D4: ≤ 1 s).
-    pub async fn expire_reservations(&self) -> Result<usize> {
+    /// Returns one entry per queue that changed, once the change is durable.
+    pub async fn expire_reservations(&self) -> Result<Vec<ExpiredReservations>> {
         let handles: Vec<Arc<QueueHandle>> = self.queues.read().values().cloned().collect();
-        let mut total = 0;
+        let mut changed = Vec::new();
         for h in handles {
             let now = self.clock.now_ns();
-            let ticket = {
+            let (ticket, dead_lettered) = {
                 let mut st = h.state.lock();
                 let expired = st.expired(now);
                 if expired.is_empty() {
                     continue;
                 }
                 let mut batch = self.store.batch();
+                let mut dead_lettered = false;
                 for seq in &expired {
-                    self.fail_delivery(&mut batch, &h, &mut st, *seq, Retry::Backoff)?;
+                    let failure = self.fail_delivery(&mut batch, &h, &mut st, *seq, Retry::Backoff)?;
+                    dead_lettered |= matches!(failure, Failure::DeadLettered { .. });
                 }
-                total += expired.len();
-                self.store.commit(batch)?
+                (self.store.commit(batch)?, dead_lettered)
             };
             h.available.notify_waiters();
             self.store.durable(ticket).await?;
+            changed.push(ExpiredReservations { queue: h.res.path.clone(), dead_lettered });
         }
-        Ok(total)
+        Ok(changed)
     }
 
     /// Validates an enqueued payload against the queue's attached schema, if it has one (D13: INVALID_ARGUMENT).
