@@ -650,3 +650,60 @@ async fn exact_routing_and_not_found() {
     assert_eq!(call(a, "POST", "/ready", "").await.json()["ready"], true);
     srv.shutdown().await.unwrap();
 }
+
+/// Reads one HTTP/1.1 answer with a `content-length` from a kept-alive connection.
+async fn read_answer(s: &mut tokio::net::TcpStream) -> Reply {
+    let mut raw = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        if let Some(end) = raw.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8(raw[..end].to_vec()).unwrap();
+            let len: usize = head
+                .lines()
+                .find_map(|l| l.split_once(':').filter(|(k, _)| k.eq_ignore_ascii_case("content-length")))
+                .map_or(0, |(_, v)| v.trim().parse().unwrap());
+            if raw.len() >= end + 4 + len {
+                let status = head.split(' ').nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+                let body = String::from_utf8(raw[end + 4..end + 4 + len].to_vec()).unwrap();
+                return Reply { status, head, body };
+            }
+        }
+        let n = tokio::time::timeout(Duration::from_secs(5), s.read(&mut buf)).await.unwrap().unwrap();
+        assert!(n > 0, "the server closed the connection; read so far: {:?}", String::from_utf8_lossy(&raw));
+        raw.extend_from_slice(&buf[..n]);
+    }
+}
+
+/// An answer given without reading the request's body (no route, a route that takes none, a malformed path) must
+/// not close a kept-alive connection: the body arrives after the headers here, as it does from most clients, and
+/// the next request on the same connection is answered.
+#[tokio::test]
+async fn answers_that_ignore_the_body_keep_the_connection() {
+    let srv = server(&["t1/ns1/queue/q"]).await;
+    let a = srv.admin_addr();
+    let body = r#"{"job_id":"ignored"}"#;
+    for (path, status) in [
+        ("/api/v1/queues/t1/ns1/q/jobs/x/ack", 200),
+        ("/api/v1/queues/t1/ns1/q/dlq/jobs/x/replay", 404),
+        ("/api/v1/nope", 404),
+        ("/api/v1/streams/t1/ns1/events", 400),
+        ("/elsewhere", 404),
+    ] {
+        let mut s = tokio::net::TcpStream::connect(a).await.unwrap();
+        let head = format!("POST {path} HTTP/1.1\r\nHost: herald\r\nContent-Length: {}\r\n\r\n", body.len());
+        s.write_all(head.as_bytes()).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        s.write_all(body.as_bytes()).await.unwrap();
+        assert_eq!(read_answer(&mut s).await.status, status, "{path}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        s.write_all(b"GET /health HTTP/1.1\r\nHost: herald\r\n\r\n").await.unwrap();
+        let r = read_answer(&mut s).await;
+        assert_eq!(
+            (r.status, r.body.as_str()),
+            (200, "{\"status\":{\"code\":200,\"message\":\"healthy\"}}\n"),
+            "{path}"
+        );
+    }
+
+    srv.shutdown().await.unwrap();
+}

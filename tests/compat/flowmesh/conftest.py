@@ -1,4 +1,5 @@
-"""Fixtures for the FlowMesh wire-compatibility suite (compat/flowmesh.md §8, C01–C22, C26–C28 and C29's gRPC part).
+"""Fixtures for the FlowMesh wire-compatibility suite (compat/flowmesh.md §8, C01–C22, C26–C28 and C29's gRPC part;
+C03–C22 again over HTTP).
 
 Session start:
   1. compile proto/flowmesh/v1/flowmesh.proto with grpc_tools.protoc into a temp dir and import it;

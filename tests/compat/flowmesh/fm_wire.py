@@ -63,6 +63,21 @@ PROVISIONED_NAMES = [f"c{n:02d}" for n in range(1, 23)] + [
     "c26",  # C26: the /ws live feed (HTTP and gRPC mutations)
     "c27",  # C27: /metrics on the admin and the dedicated metrics listener
 ]
+# The same checklist over the HTTP REST API (test_http_checklist.py): its own resources, so that the gRPC
+# scenarios' state is untouched.
+PROVISIONED_NAMES += [f"h{n:02d}" for n in range(3, 23)] + [
+    "h05e",  # C05: empty stream
+    "h09b",  # C09: long-poll with a concurrent enqueue
+    "h13cap",  # C13: exponential with cap
+    "h13lin",  # C13: linear
+    "h13fix",  # C13: fixed
+    "h15b",  # C15: dead-lettering by visibility expiry
+    "h18b",  # C18: long-poll with a concurrent enqueue
+    "h22e",  # C22: empty store
+    "hq",  # reserve/receive: query parameters override the body
+    "httl",  # KV PUT ?ttl= in Go's duration syntax
+    "herr",  # the error paths of every route (malformed bodies and query parameters)
+]
 
 
 # --------------------------------------------------------------------------

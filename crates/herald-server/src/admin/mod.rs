@@ -5,7 +5,9 @@
 //! Each area is a module with its own `routes()`, merged here; a route is an exact segment pattern (D16), never a
 //! substring test. The routes only read the request's shape (`request`), make one engine call and write the answer
 //! (`json`); errors go through the one code → status mapping in `errors`. Unknown paths, and known paths with a
-//! method they do not serve, answer 404 (FlowMesh never answers 405): JSON under `/api/`, Go's plain text elsewhere.
+//! method they do not serve, answer 404 (FlowMesh never answers 405): JSON under `/api/`, Go's plain text elsewhere;
+//! a stream route with fewer than three path components before its tail answers 400 with FlowMesh's text instead
+//! (`streams::short_path`).
 
 mod auth;
 mod duration;
@@ -18,11 +20,12 @@ mod replay;
 mod request;
 mod schemas;
 mod streams;
+mod whole_body;
 
 use crate::state::AppState;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::http::{StatusCode, Uri};
+use axum::http::{Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 pub(crate) use errors::ApiError;
 use herald_types::{HeraldError, ResourceKind};
@@ -56,10 +59,17 @@ pub fn router(state: AppState, http_auth: bool) -> Router {
         .method_not_allowed_fallback(not_found)
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES));
-    if http_auth { router.layer(axum::middleware::from_fn_with_state(auth_state, auth::require)) } else { router }
+    let router =
+        if http_auth { router.layer(axum::middleware::from_fn_with_state(auth_state, auth::require)) } else { router };
+    // Outermost, so that no answer (not even a refused token) leaves a body unread.
+    router.layer(axum::middleware::from_fn(whole_body::read_first))
 }
 
-async fn not_found(uri: Uri) -> Response {
+async fn not_found(method: Method, uri: Uri) -> Response {
+    let path = percent_encoding::percent_decode_str(uri.path()).decode_utf8_lossy();
+    if let Some(e) = streams::short_path(&method, &path) {
+        return e.into_response();
+    }
     if uri.path().starts_with("/api/") {
         ApiError(HeraldError::not_found("404 page not found")).into_response()
     } else {

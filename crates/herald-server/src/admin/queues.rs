@@ -109,14 +109,19 @@ async fn receive(State(s): State<AppState>, t: Target, body: Body) -> Answer {
     Ok(ok(json!({"status": "success", "message": "jobs received successfully", "jobs": json::jobs(jobs)})))
 }
 
-/// The `{job_id}` segment of ack, nack and DLQ replay (never empty: the route needs a segment there).
-fn job_id(t: &Target) -> &str {
-    t.segment("job_id")
+/// The `{job_id}` segment of ack, nack and DLQ replay. The router matches an empty segment there
+/// (`.../jobs//ack`), which is the HTTP form of an empty `job_id`: refused with gRPC's text (§3.4) rather than
+/// acknowledged as an unknown id.
+fn job_id(t: &Target) -> Result<&str, ApiError> {
+    match t.segment("job_id") {
+        "" => Err(ApiError::invalid("job_id is required")),
+        id => Ok(id),
+    }
 }
 
 async fn ack(State(s): State<AppState>, t: Target) -> Answer {
     let path = t.resource(QUEUE)?;
-    s.engine.queues.ack(&path, job_id(&t)).await?;
+    s.engine.queues.ack(&path, job_id(&t)?).await?;
     observe::acked(&s, &path).await;
     Ok(ok(json!({"status": "success", "message": "job acknowledged successfully"})))
 }
@@ -129,10 +134,11 @@ struct NackBody {
 
 async fn nack(State(s): State<AppState>, t: Target, body: Body) -> Answer {
     let path = t.resource(QUEUE)?;
+    let id = job_id(&t)?;
     let req: NackBody = body.optional()?;
     // A negative delay means "use the backoff", as over gRPC (§3.4). Exhausted attempts answer 412, after the
     // dead-lettering was observed (the call fails, yet both queues changed).
-    let nacked = s.engine.queues.nack(&path, job_id(&t), req.delay_seconds.max(0)).await;
+    let nacked = s.engine.queues.nack(&path, id, req.delay_seconds.max(0)).await;
     observe::nacked(&s, &path, &nacked).await;
     nacked?;
     Ok(ok(json!({"status": "success", "message": "job NACKed successfully"})))
@@ -190,7 +196,7 @@ async fn list_dlq(State(s): State<AppState>, t: Target) -> Answer {
 
 async fn replay_dlq(State(s): State<AppState>, t: Target) -> Answer {
     let path = t.resource(QUEUE)?;
-    let (job_id, seq) = s.engine.queues.replay_dlq(&path, job_id(&t)).await?;
+    let (job_id, seq) = s.engine.queues.replay_dlq(&path, job_id(&t)?).await?;
     observe::dlq_replayed(&s, &path, seq).await;
     Ok(ok(json!({"status": "ok", "message": "job replayed successfully", "job_id": job_id, "seq": seq})))
 }

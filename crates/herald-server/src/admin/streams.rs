@@ -8,6 +8,7 @@ use crate::observe;
 use crate::state::AppState;
 use axum::Router;
 use axum::extract::State;
+use axum::http::Method;
 use axum::response::Response;
 use axum::routing::{get, post};
 use herald_engine::EventIn;
@@ -35,6 +36,36 @@ pub fn routes() -> Router<AppState> {
 }
 
 type Answer = Result<Response, ApiError>;
+
+/// The tails of the stream routes after `{tenant}/{namespace}/{name}`, with their methods; `*` is the group.
+const ROUTE_TAILS: [(Method, &[&str]); 8] = [
+    (Method::POST, &["events"]),
+    (Method::GET, &["messages"]),
+    (Method::GET, &["offsets", "latest"]),
+    (Method::GET, &["stats"]),
+    (Method::GET, &["consumer-groups"]),
+    (Method::POST, &["consumer-groups", "*", "offsets"]),
+    (Method::GET, &["consumer-groups", "*", "offsets"]),
+    (Method::GET, &["consumer-groups", "*", "state"]),
+];
+
+/// A request for one of the stream routes whose path has fewer than three components before the route's tail
+/// (`POST /api/v1/streams/t1/events`): 400 with FlowMesh's text naming the decoded URL path (§5.3), where any
+/// other unmatched path is a 404. `path` is the percent-decoded request path; empty segments are skipped, as
+/// FlowMesh's path parser skips them.
+pub(super) fn short_path(method: &Method, path: &str) -> Option<ApiError> {
+    let rest = path.strip_prefix("/api/v1/streams/")?;
+    let segments: Vec<&str> = rest.split('/').filter(|s| !s.is_empty()).collect();
+    let short = ROUTE_TAILS.iter().any(|(m, tail)| {
+        m == method
+            && segments.len() >= tail.len()
+            && segments.len() - tail.len() < 3
+            && segments[segments.len() - tail.len()..].iter().zip(tail.iter()).all(|(s, t)| *t == "*" || s == t)
+    });
+    short.then(|| {
+        ApiError::invalid(format!("invalid resource path '{path}': path must include tenant, namespace, and name"))
+    })
+}
 
 async fn list(State(s): State<AppState>, t: Target) -> Answer {
     let streams = resource_list(&s, STREAM, &t).await?;
@@ -167,4 +198,29 @@ async fn group_state(State(s): State<AppState>, t: Target) -> Answer {
         "message": "consumer group state retrieved successfully",
         "state": json::group_state(state),
     })))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn short_paths_are_told_apart_from_unknown_ones() {
+        let short = |m: Method, p: &str| short_path(&m, p).map(|e| e.0.message);
+        assert_eq!(
+            short(Method::POST, "/api/v1/streams/t1/ns1/events").as_deref(),
+            Some(
+                "invalid resource path '/api/v1/streams/t1/ns1/events': path must include tenant, namespace, and name"
+            )
+        );
+        assert!(short(Method::GET, "/api/v1/streams/t1//messages").is_some(), "empty segments are skipped");
+        assert!(short(Method::GET, "/api/v1/streams/offsets/latest").is_some());
+        assert!(short(Method::POST, "/api/v1/streams/t1/consumer-groups/g/offsets").is_some());
+        assert!(short(Method::GET, "/api/v1/streams/ns1/consumer-groups/g/state").is_some());
+        // The wrong method, no route tail, or a full path that matched nothing: an ordinary 404.
+        assert!(short(Method::GET, "/api/v1/streams/t1/ns1/events").is_none());
+        assert!(short(Method::GET, "/api/v1/streams/t1/ns1").is_none());
+        assert!(short(Method::GET, "/api/v1/streams/t1/ns1/s/events/x").is_none());
+        assert!(short(Method::POST, "/api/v1/queues/t1/ns1/jobs").is_none());
+    }
 }
