@@ -9,6 +9,7 @@ pub use herald_server::events::settings::{EventsConfig, IdentityEntry};
 pub use herald_server::relay::settings::RelayConfig;
 
 pub mod ensync;
+pub mod http1;
 pub mod relay_http;
 use std::path::{Path, PathBuf};
 use tonic::transport::Channel;

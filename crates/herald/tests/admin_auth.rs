@@ -3,10 +3,9 @@
 //! dashboard left open.
 
 use herald_server::auth::TokenConfig;
-use herald_testkit::{TestOptions, TestServer};
-use serde_json::{Value, json};
+use herald_testkit::{TestOptions, TestServer, http1};
+use serde_json::json;
 use std::net::SocketAddr;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const ALL: &str = "all-token";
 const READER: &str = "t1-reader";
@@ -28,39 +27,9 @@ async fn server() -> TestServer {
     .unwrap()
 }
 
-struct Reply {
-    status: u16,
-    head: String,
-    body: String,
-}
-
-impl Reply {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.head.lines().skip(1).find_map(|l| {
-            let (k, v) = l.split_once(':')?;
-            k.eq_ignore_ascii_case(name).then(|| v.trim())
-        })
-    }
-
-    fn json(&self) -> Value {
-        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.body))
-    }
-}
-
-async fn call(addr: SocketAddr, method: &str, path: &str, auth: Option<&str>, body: &str) -> Reply {
-    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let auth = auth.map(|a| format!("Authorization: {a}\r\n")).unwrap_or_default();
-    let req = format!(
-        "{method} {path} HTTP/1.1\r\nHost: herald\r\nConnection: close\r\n{auth}Content-Length: {}\r\n\r\n{body}",
-        body.len()
-    );
-    s.write_all(req.as_bytes()).await.unwrap();
-    let mut raw = Vec::new();
-    s.read_to_end(&mut raw).await.unwrap();
-    let text = String::from_utf8_lossy(&raw).to_string();
-    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    let status = head.split(' ').nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
-    Reply { status, head: head.to_string(), body: body.to_string() }
+async fn call(addr: SocketAddr, method: &str, path: &str, auth: Option<&str>, body: &str) -> http1::Reply {
+    let headers: Vec<(&str, &str)> = auth.map(|a| ("Authorization", a)).into_iter().collect();
+    http1::request(addr, method, path, &headers, body.as_bytes()).await.unwrap()
 }
 
 #[tokio::test]

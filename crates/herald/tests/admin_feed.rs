@@ -10,7 +10,7 @@ use herald_testkit::v1::{
     self as pb, kv_service_client::KvServiceClient, queue_service_client::QueueServiceClient,
     stream_service_client::StreamServiceClient,
 };
-use herald_testkit::{TestOptions, TestServer, authed, path};
+use herald_testkit::{TestOptions, TestServer, authed, http1, path};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -110,19 +110,9 @@ fn kv_set(store: &str, key: &str) -> tonic::Request<pb::SetRequest> {
 /// One HTTP/1.1 request to the admin listener on a fresh connection: (status, body as JSON, or Null when empty).
 async fn http(srv: &TestServer, method: &str, path: &str, body: Value) -> (u16, Value) {
     let body = if body.is_null() { String::new() } else { body.to_string() };
-    let mut s = tokio::net::TcpStream::connect(srv.admin_addr()).await.unwrap();
-    let req = format!(
-        "{method} {path} HTTP/1.1\r\nHost: herald\r\nConnection: close\r\nContent-Length: {}\r\n\r\n{body}",
-        body.len()
-    );
-    s.write_all(req.as_bytes()).await.unwrap();
-    let mut raw = Vec::new();
-    s.read_to_end(&mut raw).await.unwrap();
-    let text = String::from_utf8(raw).unwrap();
-    let (head, body) = text.split_once("\r\n\r\n").unwrap();
-    let status = head.split(' ').nth(1).unwrap().parse().unwrap();
-    let body = if body.is_empty() { Value::Null } else { serde_json::from_str(body).unwrap() };
-    (status, body)
+    let reply = http1::request(srv.admin_addr(), method, path, &[], body.as_bytes()).await.unwrap();
+    let body = if reply.body.is_empty() { Value::Null } else { reply.json() };
+    (reply.status, body)
 }
 
 /// `http` that must answer 200; returns the body.

@@ -2,7 +2,7 @@
 //! whole server on port 0: the checklist's C23, C24 and C25 exactly, the HTTP parts of C14–C16, and the error path
 //! of every route.
 
-use herald_testkit::{TestOptions, TestServer};
+use herald_testkit::{TestOptions, TestServer, http1};
 use serde_json::{Value, json};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -19,23 +19,20 @@ async fn server(resources: &[&str]) -> TestServer {
     .unwrap()
 }
 
-struct Reply {
-    status: u16,
-    head: String,
-    body: String,
+/// The answer, with the FlowMesh reading of its body (§5.1: one JSON object and a newline).
+struct Reply(http1::Reply);
+
+impl std::ops::Deref for Reply {
+    type Target = http1::Reply;
+    fn deref(&self) -> &http1::Reply {
+        &self.0
+    }
 }
 
 impl Reply {
     fn json(&self) -> Value {
         assert!(self.body.ends_with("}\n"), "one JSON object and a newline: {:?}", self.body);
-        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.body))
-    }
-
-    fn header(&self, name: &str) -> Option<&str> {
-        self.head.lines().skip(1).find_map(|l| {
-            let (k, v) = l.split_once(':')?;
-            k.eq_ignore_ascii_case(name).then(|| v.trim())
-        })
+        self.0.json()
     }
 
     /// The error body every API error carries.
@@ -48,18 +45,7 @@ impl Reply {
 
 /// One HTTP/1.1 request on a fresh connection; `body` is sent as is (no Content-Type, as the contract allows).
 async fn call(addr: SocketAddr, method: &str, path: &str, body: &str) -> Reply {
-    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let req = format!(
-        "{method} {path} HTTP/1.1\r\nHost: herald\r\nConnection: close\r\nContent-Length: {}\r\n\r\n{body}",
-        body.len()
-    );
-    s.write_all(req.as_bytes()).await.unwrap();
-    let mut raw = Vec::new();
-    s.read_to_end(&mut raw).await.unwrap();
-    let text = String::from_utf8(raw).unwrap();
-    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    let status = head.split(' ').nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
-    Reply { status, head: head.to_string(), body: body.to_string() }
+    Reply(http1::request(addr, method, path, &[], body.as_bytes()).await.unwrap())
 }
 
 fn keys(v: &Value) -> Vec<&str> {
@@ -665,7 +651,7 @@ async fn read_answer(s: &mut tokio::net::TcpStream) -> Reply {
             if raw.len() >= end + 4 + len {
                 let status = head.split(' ').nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
                 let body = String::from_utf8(raw[end + 4..end + 4 + len].to_vec()).unwrap();
-                return Reply { status, head, body };
+                return Reply(http1::Reply { status, head, body });
             }
         }
         let n = tokio::time::timeout(Duration::from_secs(5), s.read(&mut buf)).await.unwrap().unwrap();

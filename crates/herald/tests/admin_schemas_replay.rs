@@ -7,11 +7,10 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use futures::StreamExt;
 use herald_testkit::v1::{self as pb, replay_service_client::ReplayServiceClient};
-use herald_testkit::{TestOptions, TestServer, authed, path};
+use herald_testkit::{TestOptions, TestServer, authed, http1, path};
 use serde_json::{Value, json};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
@@ -28,15 +27,20 @@ async fn server(resources: &[&str]) -> TestServer {
     .unwrap()
 }
 
-struct Reply {
-    status: u16,
-    body: String,
+/// The answer, with the FlowMesh reading of its body (§5.1: one JSON object and a newline).
+struct Reply(http1::Reply);
+
+impl std::ops::Deref for Reply {
+    type Target = http1::Reply;
+    fn deref(&self) -> &http1::Reply {
+        &self.0
+    }
 }
 
 impl Reply {
     fn json(&self) -> Value {
         assert!(self.body.ends_with("}\n"), "one JSON object and a newline: {:?}", self.body);
-        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.body))
+        self.0.json()
     }
 
     fn ok(&self) -> Value {
@@ -56,18 +60,7 @@ impl Reply {
 
 /// One HTTP/1.1 request on a fresh connection, the body sent as is (no Content-Type).
 async fn call(addr: SocketAddr, method: &str, path: &str, body: &str) -> Reply {
-    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let req = format!(
-        "{method} {path} HTTP/1.1\r\nHost: herald\r\nConnection: close\r\nContent-Length: {}\r\n\r\n{body}",
-        body.len()
-    );
-    s.write_all(req.as_bytes()).await.unwrap();
-    let mut raw = Vec::new();
-    s.read_to_end(&mut raw).await.unwrap();
-    let text = String::from_utf8(raw).unwrap();
-    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    let status = head.split(' ').nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
-    Reply { status, body: body.to_string() }
+    Reply(http1::request(addr, method, path, &[], body.as_bytes()).await.unwrap())
 }
 
 fn b64(s: &str) -> String {
