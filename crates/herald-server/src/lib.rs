@@ -140,19 +140,9 @@ pub async fn start_with_clock(v: Validated, clock: Arc<dyn Clock>) -> anyhow::Re
 
     let mut tasks = Vec::new();
     let grpc_service = grpc::service(&state, v.config.grpc.max_message_bytes);
-    let sd = shutdown.clone();
-    // Small request/response exchanges must not wait for Nagle's algorithm (≈40 ms with delayed ACKs).
-    let incoming = tonic::transport::server::TcpIncoming::from(grpc_listener).with_nodelay(Some(true));
-    tasks.push(tokio::spawn(async move {
-        tonic::transport::Server::builder()
-            // Batches of events are often larger than HTTP/2's default 64 KiB window; a larger window lets a whole
-            // request arrive without waiting for WINDOW_UPDATE round trips.
-            .initial_stream_window_size(Some(2 << 20))
-            .initial_connection_window_size(Some(16 << 20))
-            .serve_with_incoming_shutdown(grpc_service, incoming, sd.cancelled_owned())
-            .await
-            .context("gRPC listener failed")
-    }));
+    // Herald's own HTTP/2 listener (grpc/listener.rs): TCP_NODELAY, large flow-control windows, `grpc-timeout`,
+    // GOAWAY on shutdown.
+    tasks.push(tokio::spawn(grpc::listener::serve(grpc_listener, grpc_service, shutdown.clone())));
     // Herald's own admin API joins FlowMesh's routes here, so the admin module stays FlowMesh's alone.
     let admin = admin::router(state.clone(), v.config.auth.http);
     // The dashboard's overview, pushed over /ws to the connections that ask for it; ends with the shutdown signal.

@@ -546,3 +546,146 @@ async fn schema_registry_calls_are_scoped_by_tenant_and_attachments_by_write_per
     assert_eq!(msgs[0].schema_version, 1);
     srv.shutdown().await.unwrap();
 }
+
+/// The listener applies the request's `grpc-timeout` to the handler, as tonic's transport did: a 10 s long poll
+/// sent with a 500 ms deadline is answered with tonic's status for an expired deadline soon after 500 ms.
+#[tokio::test]
+async fn grpc_timeout_bounds_a_long_poll_with_tonics_answer() {
+    let srv = server(&["t1/ns1/queue/deadline"]).await;
+    let mut q = QueueServiceClient::new(srv.channel().await);
+    let req = pb::ReserveRequest {
+        resource_path: path("t1/ns1/queue/deadline"),
+        visibility_timeout_seconds: 30,
+        long_poll_timeout_seconds: 10,
+    };
+    let mut req = authed(req, TOKEN);
+    // Sent as metadata rather than with `set_timeout`, so the client does not enforce it: the answer is the
+    // server's.
+    req.metadata_mut().insert("grpc-timeout", "500m".parse().unwrap());
+    let t = Instant::now();
+    let e = q.reserve(req).await.unwrap_err();
+    let took = t.elapsed();
+    assert_eq!((e.code(), e.message()), (Code::Cancelled, "Timeout expired"));
+    assert!(took >= Duration::from_millis(450) && took < Duration::from_millis(1500), "answered after {took:?}");
+    // The connection and the queue are fine afterwards: a job enqueued now is reserved at once.
+    let enqueue = pb::EnqueueRequest {
+        resource_path: path("t1/ns1/queue/deadline"),
+        payload: "after".into(),
+        ..Default::default()
+    };
+    q.enqueue(authed(enqueue, TOKEN)).await.unwrap();
+    let req = pb::ReserveRequest { resource_path: path("t1/ns1/queue/deadline"), ..Default::default() };
+    let job = q.reserve(authed(req, TOKEN)).await.unwrap().into_inner().job.unwrap();
+    assert_eq!(&job.payload[..], b"after");
+    srv.shutdown().await.unwrap();
+}
+
+/// `flowmesh_stream_bytes_read_total` of one stream, from the admin listener's `/metrics` (0 when absent).
+async fn stream_bytes_read(srv: &TestServer, name: &str) -> f64 {
+    let admin = srv.admin_url().trim_start_matches("http://").to_string();
+    let (code, text) = http(&admin, "GET", "/metrics").await;
+    assert_eq!(code, 200);
+    let label = format!("stream=\"{name}\"");
+    text.lines()
+        .find(|l| l.starts_with("flowmesh_stream_bytes_read_total{") && l.contains(&label))
+        .map_or(0.0, |l| l.rsplit(' ').next().unwrap().parse().unwrap())
+}
+
+/// A Subscribe the client cancels stops on the server: its tail reads nothing more (every batch a subscription
+/// reads is counted in `flowmesh_stream_bytes_read_total`), and the same group can subscribe again.
+#[tokio::test]
+async fn a_cancelled_subscribe_stops_on_the_server() {
+    let srv = server(&["t1/ns1/stream/cancel"]).await;
+    let mut s = StreamServiceClient::new(srv.channel().await);
+    let sub = || pb::SubscribeRequest {
+        resource_path: path("t1/ns1/stream/cancel"),
+        consumer_group: "g".into(),
+        partition: 0,
+        start_offset: 0,
+    };
+    s.write_events(authed(write("t1/ns1/stream/cancel", &["abc"]), TOKEN)).await.unwrap();
+    let mut frames = s.subscribe(authed(sub(), TOKEN)).await.unwrap().into_inner();
+    assert_eq!(frames.message().await.unwrap().unwrap().message.unwrap().offset, 0);
+    assert_eq!(stream_bytes_read(&srv, "cancel").await, 3.0);
+    // Dropping the response stream resets the HTTP/2 stream (RST_STREAM CANCEL).
+    drop(frames);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // A live subscription would read this at once; a stopped one reads nothing.
+    s.write_events(authed(write("t1/ns1/stream/cancel", &["defgh"]), TOKEN)).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(stream_bytes_read(&srv, "cancel").await, 3.0, "the cancelled subscription kept reading");
+    let mut again = s.subscribe(authed(sub(), TOKEN)).await.unwrap().into_inner();
+    for expect in [0, 1] {
+        assert_eq!(again.message().await.unwrap().unwrap().message.unwrap().offset, expect);
+    }
+    assert_eq!(stream_bytes_read(&srv, "cancel").await, 11.0);
+    drop(again);
+    srv.shutdown().await.unwrap();
+}
+
+/// Graceful shutdown while a unary call and a Subscribe are in flight: the listener sends GOAWAY but keeps serving
+/// the open streams, so the unary call whose request is still arriving completes; the Subscribe ends with
+/// UNAVAILABLE; the server exits and the port is closed.
+#[tokio::test]
+async fn graceful_shutdown_completes_in_flight_calls() {
+    use futures::{SinkExt, StreamExt};
+    use http_body_util::BodyExt;
+    let srv = server(&["t1/ns1/stream/sd", "t1/ns1/kv/sd"]).await;
+    let addr = srv.grpc_url().trim_start_matches("http://").to_string();
+    let mut s = StreamServiceClient::new(srv.channel().await);
+    let sub = pb::SubscribeRequest {
+        resource_path: path("t1/ns1/stream/sd"),
+        consumer_group: "g".into(),
+        partition: 0,
+        start_offset: -2,
+    };
+    let mut frames = s.subscribe(authed(sub, TOKEN)).await.unwrap().into_inner();
+
+    // A KV Set whose request body arrives in two pieces, the second after the shutdown has begun.
+    let tcp = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    let (mut send, conn) =
+        hyper::client::conn::http2::handshake(hyper_util::rt::TokioExecutor::new(), hyper_util::rt::TokioIo::new(tcp))
+            .await
+            .unwrap();
+    tokio::spawn(conn);
+    let (mut body_tx, body_rx) =
+        futures::channel::mpsc::channel::<Result<hyper::body::Frame<bytes::Bytes>, std::convert::Infallible>>(4);
+    let req = http::Request::post(format!("http://{addr}/flowmesh.v1.KVService/Set"))
+        .header("content-type", "application/grpc")
+        .header("te", "trailers")
+        .header("authorization", format!("Bearer {TOKEN}"))
+        .body(http_body_util::StreamBody::new(body_rx))
+        .unwrap();
+    let call = tokio::spawn(async move { send.send_request(req).await });
+    let set = pb::SetRequest {
+        resource_path: path("t1/ns1/kv/sd"),
+        key: "k".into(),
+        value: "in flight".into(),
+        ttl_seconds: 0,
+    };
+    let frame = framed(&set);
+    let (first, second) = frame.split_at(7);
+    body_tx.send(Ok(hyper::body::Frame::data(bytes::Bytes::copy_from_slice(first)))).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+
+    let t = Instant::now();
+    let stopping = tokio::spawn(srv.shutdown());
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!stopping.is_finished(), "the server stopped with a call in flight");
+    body_tx.send(Ok(hyper::body::Frame::data(bytes::Bytes::copy_from_slice(second)))).await.unwrap();
+    drop(body_tx);
+
+    let res = call.await.unwrap().unwrap();
+    let collected = res.into_body().collect().await.unwrap();
+    let trailers = collected.trailers().cloned().unwrap_or_default();
+    assert_eq!(trailers.get("grpc-status").unwrap(), "0");
+    let answer = <pb::SetResponse as prost::Message>::decode(collected.to_bytes().slice(5..)).unwrap();
+    assert_eq!(answer.status.unwrap().message, "key-value pair set successfully");
+
+    let e = frames.message().await.unwrap_err();
+    assert_eq!((e.code(), e.message()), (Code::Unavailable, "server shutting down"));
+    assert!(frames.next().await.is_none());
+    tokio::time::timeout(Duration::from_secs(5), stopping).await.expect("the server exits").unwrap().unwrap();
+    assert!(t.elapsed() < Duration::from_secs(5), "shutdown took {:?}", t.elapsed());
+    assert!(tokio::net::TcpStream::connect(&addr).await.is_err(), "the gRPC port is closed");
+}

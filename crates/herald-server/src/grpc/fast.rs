@@ -3,8 +3,9 @@
 //! tonic's generated path for a unary call goes through the router, the auth interceptor, the codec's streaming
 //! decoder and encoder and several boxed bodies. On this project's 2-core machine that costs more CPU per call than
 //! the engine's own work for a KV set (docs/benchmarks.md). [`FastPath`] is the service the listener runs: it
-//! answers the RPCs of [`Rpc`] itself and hands every other request to the tonic router unchanged. It sits inside
-//! tonic's transport, so HTTP/2 settings, `grpc-timeout` deadlines and graceful shutdown are the same for both.
+//! answers the RPCs of [`Rpc`] itself and hands every other request to the tonic router unchanged. It sits behind
+//! Herald's own HTTP/2 listener ([`super::listener`]), so HTTP/2 settings, `grpc-timeout` deadlines and graceful
+//! shutdown are the same for both.
 //!
 //! For an RPC of [`Rpc`] it authenticates the caller the way [`super::AuthInterceptor`] does, reads the one
 //! length-prefixed message, decodes it, calls the same handler the router would, and answers with one data frame

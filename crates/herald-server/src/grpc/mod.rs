@@ -3,6 +3,7 @@
 pub mod ensync;
 mod fast;
 pub mod flowmesh;
+pub mod listener;
 pub mod status;
 
 use crate::state::AppState;
