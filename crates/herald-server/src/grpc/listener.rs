@@ -84,6 +84,10 @@ where
 {
     // Small request/response exchanges must not wait for Nagle's algorithm (≈40 ms with delayed ACKs).
     let _ = tcp.set_nodelay(true);
+    // One wait on the token for the connection's whole life: a fresh `cancelled()` per accepted stream would
+    // register and unregister a waiter on the token, which every connection shares, twice per call.
+    let cancelled = shutdown.cancelled();
+    tokio::pin!(cancelled);
     let mut conn: Connection<TcpStream, Bytes> = tokio::select! {
         handshake = builder().handshake(tcp) => match handshake {
             Ok(conn) => conn,
@@ -93,7 +97,7 @@ where
                 return;
             }
         },
-        _ = shutdown.cancelled() => return,
+        _ = &mut cancelled => return,
     };
     let mut closing = false;
     loop {
@@ -108,7 +112,7 @@ where
                 }
                 None => return,
             },
-            _ = shutdown.cancelled(), if !closing => {
+            _ = &mut cancelled, if !closing => {
                 // GOAWAY: the client opens no new streams here; the open ones run to their end (long-lived
                 // handlers end on the same token) while `accept` keeps driving the connection.
                 closing = true;
@@ -168,12 +172,14 @@ async fn write_response(mut respond: SendResponse<Bytes>, response: http::Respon
     if ended {
         return;
     }
+    let mut at_once = SEND_AT_ONCE;
     loop {
-        let next = poll_fn(|cx| {
-            if send.poll_reset(cx).is_ready() {
-                return Poll::Ready(None);
-            }
-            Pin::new(&mut body).poll_frame(cx).map(Some)
+        // The body first: a unary answer's frames are ready at once, and each look at the stream's reset state
+        // takes the connection's lock, which the connection task holds whenever it reads or writes.
+        let next = poll_fn(|cx| match Pin::new(&mut body).poll_frame(cx) {
+            Poll::Ready(frame) => Poll::Ready(Some(frame)),
+            Poll::Pending if send.poll_reset(cx).is_ready() => Poll::Ready(None),
+            Poll::Pending => Poll::Pending,
         })
         .await;
         let Some(frame) = next else { return };
@@ -191,7 +197,8 @@ async fn write_response(mut respond: SendResponse<Bytes>, response: http::Respon
             }
             Some(Ok(frame)) => match frame.into_data() {
                 Ok(data) => {
-                    if send_data(&mut send, data, body.is_end_stream()).await.is_err() || body.is_end_stream() {
+                    let end = body.is_end_stream();
+                    if send_data(&mut send, data, end, &mut at_once).await.is_err() || end {
                         return;
                     }
                 }
@@ -209,11 +216,21 @@ async fn write_response(mut respond: SendResponse<Bytes>, response: http::Respon
 /// The stream was reset or failed: stop writing.
 struct Gone;
 
-/// Sends `data` as the peer's flow-control window allows: capacity is reserved, and the data is split into pieces
-/// no larger than what has been granted.
-async fn send_data(send: &mut SendStream<Bytes>, mut data: Bytes, end: bool) -> Result<(), Gone> {
+/// The first bytes of a response that are handed to h2 at once: h2 holds them until the peer's window lets them out
+/// (asking for the capacity itself), so a unary answer costs no reserve-and-wait round through the connection's
+/// lock. Past this budget every piece waits for granted capacity, so a long stream never outruns a slow reader and
+/// what h2 holds per stream stays small.
+const SEND_AT_ONCE: usize = 16 << 10;
+
+/// Sends `data` as the peer's flow-control window allows: within the stream's `at_once` budget it is queued at
+/// once; otherwise capacity is reserved, and the data is split into pieces no larger than what has been granted.
+async fn send_data(send: &mut SendStream<Bytes>, mut data: Bytes, end: bool, at_once: &mut usize) -> Result<(), Gone> {
     if data.is_empty() {
         return if end { send.send_data(data, true).map_err(|_| Gone) } else { Ok(()) };
+    }
+    if data.len() <= *at_once {
+        *at_once -= data.len();
+        return send.send_data(data, end).map_err(|_| Gone);
     }
     while !data.is_empty() {
         send.reserve_capacity(data.len());
