@@ -22,11 +22,16 @@ pub(crate) struct EmbeddedKv {
     store: SharedStore,
     clock: Arc<dyn Clock>,
     /// Serialises writers per process so the TTL index and the entry stay in step (read-modify-write of the expiry).
-    write_lock: parking_lot::Mutex<()>,
-    /// Stores (by rid) that have, or may have, entries in the TTL index. A `set` in any other store cannot be
-    /// replacing an entry with an expiry, so it skips reading the old entry. Rebuilt from `kv_ttl` at open.
-    ttl_stores: parking_lot::RwLock<HashSet<u64>>,
+    /// It is an async lock: a writer that finds it taken yields its worker to other tasks instead of spinning while
+    /// the holder's commit writes the journal (on two cores the spinning cost more than the wait), and the holder
+    /// wakes it when done. It guards the set of stores (by rid) that have, or may have, entries in the TTL index: a
+    /// `set` in any other store cannot be replacing an entry with an expiry, so it skips reading the old entry.
+    /// Rebuilt from `kv_ttl` at open.
+    writer: tokio::sync::Mutex<HashSet<u64>>,
 }
+
+/// How many due entries of the TTL index the reaper handles per commit (and per hold of the write lock).
+const REAP_CHUNK: usize = 1024;
 
 fn ttl_key(expires_at: i64, entry_key: &[u8]) -> Vec<u8> {
     let mut k = Vec::with_capacity(8 + entry_key.len());
@@ -44,13 +49,7 @@ impl EmbeddedKv {
                 ttl_stores.insert(rid);
             }
         }
-        Ok(EmbeddedKv {
-            registry,
-            store,
-            clock,
-            write_lock: parking_lot::Mutex::new(()),
-            ttl_stores: parking_lot::RwLock::new(ttl_stores),
-        })
+        Ok(EmbeddedKv { registry, store, clock, writer: tokio::sync::Mutex::new(ttl_stores) })
     }
 
     fn rid(&self, store: &ResourcePath) -> Result<u64> {
@@ -68,39 +67,51 @@ impl EmbeddedKv {
         expires_at != 0 && expires_at <= self.clock.now_ns()
     }
 
-    /// Deletes every entry whose expiry has passed. Returns how many were removed.
     /// Reclaims every entry whose TTL has passed and returns them as (store, key), once the removal is committed.
-    pub fn reap(&self) -> Result<Vec<(ResourcePath, String)>> {
+    /// Due entries are handled in chunks; each chunk is checked and committed under the write lock, so a `set` that
+    /// gives a key a new value and expiry cannot land between the check and the commit and then be deleted.
+    pub async fn reap(&self) -> Result<Vec<(ResourcePath, String)>> {
         let now = self.clock.now_ns();
         let mut removed = Vec::new();
         // rid → store path, built only when something expired (most runs find nothing).
         let mut paths: Option<HashMap<u64, ResourcePath>> = None;
-        let mut batch = self.store.batch();
-        for item in self.store.kv_ttl.range(0i64.to_be_bytes()..=now.to_be_bytes()) {
-            let k = item.key().map_err(fjall_err("reaping keys"))?;
-            let Some(expires_at) = read_i64(&k) else { continue };
-            let entry_key = &k[8..];
-            let _guard = self.write_lock.lock();
-            // Only delete the entry if it still has this expiry (it may have been overwritten since).
-            if let Some((exp, _)) = self.load(entry_key)?
-                && exp == expires_at
-            {
-                batch.remove(&self.store.kv, entry_key.to_vec());
-                let paths = paths.get_or_insert_with(|| {
-                    self.registry.all(ResourceKind::Kv).iter().map(|r| (r.rid, r.path.clone())).collect()
-                });
-                if let Some(rid) = read_u64(entry_key)
-                    && let Some(path) = paths.get(&rid)
-                {
-                    removed.push((path.clone(), String::from_utf8_lossy(&entry_key[8..]).into_owned()));
-                }
+        loop {
+            let due = self
+                .store
+                .kv_ttl
+                .range(0i64.to_be_bytes()..=now.to_be_bytes())
+                .take(REAP_CHUNK)
+                .map(|item| item.key().map_err(fjall_err("reaping keys")))
+                .collect::<Result<Vec<_>>>()?;
+            if due.is_empty() {
+                break;
             }
-            batch.remove(&self.store.kv_ttl, k.to_vec());
-            if batch.len() >= 1024 {
-                self.store.commit(std::mem::replace(&mut batch, self.store.batch()))?;
+            let _writer = self.writer.lock().await;
+            let mut batch = self.store.batch();
+            for k in &due {
+                let Some(expires_at) = read_i64(k) else { continue };
+                let entry_key = &k[8..];
+                // Only delete the entry if it still has this expiry (it may have been overwritten since).
+                if let Some((exp, _)) = self.load(entry_key)?
+                    && exp == expires_at
+                {
+                    batch.remove(&self.store.kv, entry_key.to_vec());
+                    let paths = paths.get_or_insert_with(|| {
+                        self.registry.all(ResourceKind::Kv).iter().map(|r| (r.rid, r.path.clone())).collect()
+                    });
+                    if let Some(rid) = read_u64(entry_key)
+                        && let Some(path) = paths.get(&rid)
+                    {
+                        removed.push((path.clone(), String::from_utf8_lossy(&entry_key[8..]).into_owned()));
+                    }
+                }
+                batch.remove(&self.store.kv_ttl, k.to_vec());
+            }
+            self.store.commit(batch)?;
+            if due.len() < REAP_CHUNK {
+                break;
             }
         }
-        self.store.commit(batch)?;
         Ok(removed)
     }
 }
@@ -125,14 +136,13 @@ impl Kv for EmbeddedKv {
         stored.extend_from_slice(&expires_at.to_be_bytes());
         stored.extend_from_slice(&value);
         let ticket = {
-            let _guard = self.write_lock.lock();
+            let mut ttl_stores = self.writer.lock().await;
             let mut batch = self.store.batch();
             if expires_at != 0 {
-                self.ttl_stores.write().insert(rid);
+                ttl_stores.insert(rid);
             }
             // Only a store that uses TTLs can have an old expiry to unindex; elsewhere the read is skipped.
-            let uses_ttl = self.ttl_stores.read().contains(&rid);
-            if uses_ttl
+            if ttl_stores.contains(&rid)
                 && let Some((old_exp, _)) = self.load(&entry_key)?
                 && old_exp != 0
                 && old_exp != expires_at
@@ -164,7 +174,7 @@ impl Kv for EmbeddedKv {
         let rid = self.rid(store)?;
         let entry_key = key2(rid, key.as_bytes());
         let ticket = {
-            let _guard = self.write_lock.lock();
+            let _writer = self.writer.lock().await;
             let Some((exp, _)) = self.load(&entry_key)? else { return Ok(()) };
             let mut batch = self.store.batch();
             if exp != 0 {

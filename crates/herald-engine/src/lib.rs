@@ -208,14 +208,13 @@ impl Engine {
         handles.push(every(KV_REAP, move || {
             let b = Arc::clone(&b);
             async move {
-                let res = tokio::task::spawn_blocking(move || (b.reap_kv(), b.relay.reap())).await;
-                if let Ok((kv, relay)) = res {
-                    if let Err(e) = kv {
-                        tracing::error!(error = %e, "KV reaper failed");
-                    }
-                    if let Err(e) = relay {
-                        tracing::error!(error = %e, "relay reaper failed");
-                    }
+                // The KV reaper takes the KV write lock (an async lock) per chunk, so it runs here; the relay's
+                // reaper may walk many records at once and runs on the blocking pool.
+                if let Err(e) = b.reap_kv().await {
+                    tracing::error!(error = %e, "KV reaper failed");
+                }
+                if let Ok(Err(e)) = tokio::task::spawn_blocking(move || b.relay.reap()).await {
+                    tracing::error!(error = %e, "relay reaper failed");
                 }
             }
         }));
@@ -269,7 +268,7 @@ impl Engine {
     /// clock call it after moving time.
     pub async fn tick(&self) -> Result<()> {
         self.backend.expire_reservations().await?;
-        self.backend.reap_kv()?;
+        self.backend.reap_kv().await?;
         self.backend.relay.reap()?;
         self.backend.events.tick()?;
         self.backend.streams.enforce_retention()?;
@@ -306,8 +305,8 @@ impl Embedded {
         Ok(())
     }
 
-    fn reap_kv(&self) -> Result<()> {
-        for (store, key) in self.kv.reap()? {
+    async fn reap_kv(&self) -> Result<()> {
+        for (store, key) in self.kv.reap().await? {
             self.report(EngineChange::KeyExpired { store: &store, key: &key });
         }
         Ok(())
