@@ -141,24 +141,26 @@ where
             None => answer.await,
         }
     };
-    let Some(Ok(response)) = until_reset(&mut respond, answer).await else {
+    let Some(Ok(response)) = until_reset(|cx| respond.poll_reset(cx), answer).await else {
         // The client reset the stream: the handler has been dropped, nobody is waiting for its answer.
         return;
     };
     write_response(respond, response).await;
 }
 
-/// Runs `work` unless the client resets the stream first, in which case `work` is dropped and `None` returned.
-async fn until_reset<F: Future>(respond: &mut SendResponse<Bytes>, work: F) -> Option<F::Output> {
+/// Runs `work` unless the client resets the stream first (`poll_reset`, the stream's reset state from either half),
+/// in which case `work` is dropped and `None` returned. `work` is polled first and the reset state only while it is
+/// pending: each look at that state takes the connection's lock, which the connection task holds whenever it reads
+/// or writes, and a unary handler or answer is usually ready at once.
+async fn until_reset<F: Future, E>(
+    mut poll_reset: impl FnMut(&mut Context<'_>) -> Poll<Result<Reason, E>>,
+    work: F,
+) -> Option<F::Output> {
     let mut work = std::pin::pin!(work);
-    poll_fn(|cx| {
-        if let Poll::Ready(out) = work.as_mut().poll(cx) {
-            return Poll::Ready(Some(out));
-        }
-        match respond.poll_reset(cx) {
-            Poll::Ready(_) => Poll::Ready(None),
-            Poll::Pending => Poll::Pending,
-        }
+    poll_fn(|cx| match work.as_mut().poll(cx) {
+        Poll::Ready(out) => Poll::Ready(Some(out)),
+        Poll::Pending if poll_reset(cx).is_ready() => Poll::Ready(None),
+        Poll::Pending => Poll::Pending,
     })
     .await
 }
@@ -174,15 +176,8 @@ async fn write_response(mut respond: SendResponse<Bytes>, response: http::Respon
     }
     let mut at_once = SEND_AT_ONCE;
     loop {
-        // The body first: a unary answer's frames are ready at once, and each look at the stream's reset state
-        // takes the connection's lock, which the connection task holds whenever it reads or writes.
-        let next = poll_fn(|cx| match Pin::new(&mut body).poll_frame(cx) {
-            Poll::Ready(frame) => Poll::Ready(Some(frame)),
-            Poll::Pending if send.poll_reset(cx).is_ready() => Poll::Ready(None),
-            Poll::Pending => Poll::Pending,
-        })
-        .await;
-        let Some(frame) = next else { return };
+        let next = poll_fn(|cx| Pin::new(&mut body).poll_frame(cx));
+        let Some(frame) = until_reset(|cx| send.poll_reset(cx), next).await else { return };
         match frame {
             None => {
                 // A body that ends without trailers ends the stream with an empty data frame.
