@@ -124,11 +124,11 @@ impl Log {
         let mut inner = self.inner.lock();
         inner.check_usable()?;
         let base = inner.active.next_offset;
-        let bytes = frame.finish(base)?;
+        let mut pieces = frame.finish(base)?;
         if inner.active.record_count() > 0 && inner.active.size + len > self.opts.segment_max_bytes {
             self.roll_locked(&mut inner)?;
         }
-        if let Err(e) = inner.active.append(bytes, count, max_timestamp, self.opts.index_interval_bytes) {
+        if let Err(e) = inner.active.append(&mut pieces, len, count, max_timestamp, self.opts.index_interval_bytes) {
             if !e.rewound {
                 inner.poison(format!("append failed and the partial frame could not be removed: {}", e.error));
             }

@@ -8,14 +8,14 @@
 //! reader that stays below a snapshot of `size` never sees a frame that is still being written.
 
 use std::fs::{File, OpenOptions};
-use std::io;
+use std::io::{self, IoSlice};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use bytes::Bytes;
 
 use crate::codec::{self, DecodeError, Frame, FrameHeader, SEGMENT_HEADER_LEN, SegmentHeader};
-use crate::fileio::{read_exact_at, write_all_at};
+use crate::fileio::{read_exact_at, write_all_at, write_all_vectored_at};
 use crate::index::{self, IndexEntry, IndexWriter};
 
 /// Largest allowed `segment_max_bytes`. Index entries store positions as `u32`, and a segment can exceed its limit
@@ -126,17 +126,18 @@ impl Segment {
         self.next_offset - self.base_offset
     }
 
-    /// Writes one finished frame at the end of the segment and records an index entry for it when
+    /// Writes one finished frame (`frame_len` bytes in pieces) at the end of the segment and records an index entry for it when
     /// `index_interval` bytes have been written since the last one.
     pub fn append(
         &mut self,
-        frame: &[u8],
+        frame: &mut [IoSlice<'_>],
+        frame_len: u64,
         record_count: u32,
         max_timestamp: i64,
         index_interval: u64,
     ) -> Result<(), AppendError> {
         let position = self.size;
-        if let Err(error) = write_all_at(&self.file, frame, position) {
+        if let Err(error) = write_all_vectored_at(&self.file, frame, position) {
             // A partial frame would be harmless to recovery (its CRC fails) but would make the next frame start at
             // the wrong place if we appended after it, so cut it off.
             let rewound = self.file.set_len(position).is_ok();
@@ -157,8 +158,8 @@ impl Segment {
                 self.bytes_since_index = 0;
             }
         }
-        self.bytes_since_index += frame.len() as u64;
-        self.size += frame.len() as u64;
+        self.bytes_since_index += frame_len;
+        self.size += frame_len;
         self.next_offset += u64::from(record_count);
         self.max_timestamp = Some(self.max_timestamp.map_or(max_timestamp, |m| m.max(max_timestamp)));
         Ok(())
@@ -337,7 +338,7 @@ mod tests {
             let mut buf = Vec::new();
             let base = seg.next_offset;
             encode_frame(base, &[NewRecord { timestamp: i as i64, prefix: &[], value }], &mut buf).unwrap();
-            seg.append(&buf, 1, i as i64, 0).ok().unwrap();
+            seg.append(&mut [IoSlice::new(&buf)], buf.len() as u64, 1, i as i64, 0).ok().unwrap();
         }
         assert_eq!(seg.entries.len(), 3);
 

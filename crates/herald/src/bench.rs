@@ -6,6 +6,7 @@
 //! every scenario and fsync policy, so runs never share state; `--target` benchmarks a running server instead.
 
 use anyhow::Context;
+use bytes::Bytes;
 use clap::Args;
 use hdrhistogram::Histogram;
 use herald_proto::flowmesh::v1::{
@@ -339,22 +340,49 @@ fn with_payload_rates(mut r: BenchResult, records_per_op: usize, record_size: us
     r
 }
 
+/// Sends one unary gRPC call whose message is already encoded and framed (`body`), and fails unless the answer
+/// is `grpc-status: 0`. Used where the request is the same every time, so the load generator, which shares the
+/// machine with the server, does not spend its CPU encoding it again for every call (as h2load replays a body).
+async fn unary_preencoded(mut conn: Conn, uri: http::Uri, body: Bytes, token: &Option<String>) -> anyhow::Result<()> {
+    use http_body_util::BodyExt;
+    let mut req = http::Request::post(uri)
+        .header("content-type", "application/grpc")
+        .header("te", "trailers")
+        .body(tonic::body::Body::new(http_body_util::Full::new(body)))?;
+    if let Some(t) = token {
+        req.headers_mut().insert("authorization", format!("Bearer {t}").parse()?);
+    }
+    let response = tower_service::Service::call(&mut conn, req).await?;
+    let (parts, body) = response.into_parts();
+    let collected = body.collect().await?;
+    // A trailers-only answer carries the status in the headers.
+    let status = collected.trailers().unwrap_or(&parts.headers).get("grpc-status").cloned();
+    anyhow::ensure!(status.as_ref().is_some_and(|s| s == "0"), "call failed: grpc-status {status:?}");
+    Ok(())
+}
+
+/// A message in gRPC's length-prefixed framing (uncompressed).
+fn grpc_frame(message: &impl prost::Message) -> Bytes {
+    let len = message.encoded_len();
+    let mut buf = Vec::with_capacity(5 + len);
+    buf.push(0);
+    buf.extend_from_slice(&(len as u32).to_be_bytes());
+    message.encode_raw(&mut buf);
+    Bytes::from(buf)
+}
+
 async fn stream_append(args: &BenchArgs, addr: &str, fsync: &str) -> anyhow::Result<BenchResult> {
-    let (batch, size, token) = (args.batch, args.record_size, args.token.clone());
-    let payload = bytes_of((0..size).map(|i| (i % 251) as u8).collect());
-    let run = drive(addr, args.clients, Duration::from_secs_f64(args.duration), move |ch, origin, _| {
-        let (payload, token) = (payload.clone(), token.clone());
-        async move {
-            let events =
-                (0..batch).map(|_| pb::Event { payload: payload.clone(), headers: Default::default() }).collect();
-            StreamServiceClient::with_origin(ch, origin)
-                .write_events(request(pb::WriteEventsRequest { resource_path: rp("stream"), events }, &token))
-                .await?;
-            Ok(())
-        }
+    let token = args.token.clone();
+    let payload = bytes_of((0..args.record_size).map(|i| (i % 251) as u8).collect());
+    let events = (0..args.batch).map(|_| pb::Event { payload: payload.clone(), headers: Default::default() }).collect();
+    let body = grpc_frame(&pb::WriteEventsRequest { resource_path: rp("stream"), events });
+    let uri: http::Uri = format!("http://{addr}/flowmesh.v1.StreamService/WriteEvents").parse()?;
+    let run = drive(addr, args.clients, Duration::from_secs_f64(args.duration), move |ch, _, _| {
+        let (body, uri, token) = (body.clone(), uri.clone(), token.clone());
+        async move { unary_preencoded(ch, uri, body, &token).await }
     })
     .await?;
-    Ok(with_payload_rates(result("stream-append", fsync, args.clients, run), batch, size))
+    Ok(with_payload_rates(result("stream-append", fsync, args.clients, run), args.batch, args.record_size))
 }
 
 async fn stream_read(args: &BenchArgs, addr: &str, fsync: &str) -> anyhow::Result<BenchResult> {

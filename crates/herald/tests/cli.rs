@@ -265,3 +265,56 @@ async fn relay_publish_logs_in_and_publishes() {
     assert!(!o.ok && o.stderr.contains("login failed: HTTP 401"), "{}", o.stderr);
     srv.shutdown().await.unwrap();
 }
+
+/// `herald bench` starts its own server for each scenario, drives it, and reports every scenario with requests
+/// done and none failed. Short runs: this checks that the load generator works, not how fast anything is.
+#[tokio::test]
+async fn bench_runs_each_scenario_against_its_own_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let args = [
+        "bench",
+        "--json",
+        "--duration",
+        "0.3",
+        "--scenarios",
+        "stream-append,stream-read,queue-cycle,kv-set,kv-get",
+        "--fsync",
+        "always,interval:50",
+        "--clients",
+        "2",
+        "--kv-clients",
+        "4",
+        "--kv-connections",
+        "2",
+        "--batch",
+        "16",
+        "--work-dir",
+        dir.path().to_str().unwrap(),
+    ];
+    let run = Command::new(env!("CARGO_BIN_EXE_herald")).args(args).kill_on_drop(true).output();
+    let out = tokio::time::timeout(Duration::from_secs(120), run).await.unwrap().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let results = json_lines(&String::from_utf8(out.stdout).unwrap());
+    let names: Vec<(&str, &str)> =
+        results.iter().map(|r| (r["scenario"].as_str().unwrap(), r["fsync"].as_str().unwrap())).collect();
+    assert_eq!(
+        names,
+        [
+            ("stream-append", "always"),
+            ("stream-append", "interval:50"),
+            ("stream-read", "interval:50"),
+            ("queue-cycle", "interval:50"),
+            ("kv-set", "interval:50"),
+            ("kv-get", "interval:50"),
+        ]
+    );
+    for r in &results {
+        assert!(r["ops"].as_u64().unwrap() > 0, "{r}");
+        assert_eq!(r["errors"].as_u64(), Some(0), "{r}");
+    }
+    // The append scenario sends 16 records of 1 KiB per request.
+    let append = &results[1];
+    let per_op = append["records_per_sec"].as_f64().unwrap() / append["ops_per_sec"].as_f64().unwrap();
+    assert!((per_op - 16.0).abs() < 1e-6, "{append}");
+}

@@ -13,6 +13,7 @@
 //! message, more than one message, a truncated frame, bytes that do not decode, another content type) goes to the
 //! router with the bytes already read put back in front of the rest of the body, so tonic gives its own answer.
 
+use super::chunks::Chunks;
 use super::ensync::EnSyncSvc;
 use super::flowmesh::{KvSvc, QueueSvc, StreamSvc};
 use super::status::to_status;
@@ -165,10 +166,10 @@ where
             return router.call(http::Request::from_parts(parts, body)).await;
         }
     };
-    let message = frame.slice(5..);
     macro_rules! call {
         ($svc:expr, $method:path) => {
-            match prost::Message::decode(message) {
+            // Decoded from the DATA frames as they arrived: payloads become slices of them (see `chunks`).
+            match prost::Message::decode(frame.cursor(5)) {
                 Ok(m) => {
                     let mut request = tonic::Request::from_http(http::Request::from_parts(parts, m));
                     if let Some(p) = principal {
@@ -178,7 +179,7 @@ where
                 }
                 // tonic words decode errors its own way; let it answer.
                 Err(_) => {
-                    let body = Body::new(Replay { prefix: Some(frame), trailers: None, rest: None });
+                    let body = Body::new(Replay { prefix: Some(frame.into_bytes()), trailers: None, rest: None });
                     router.call(http::Request::from_parts(parts, body)).await
                 }
             }
@@ -207,7 +208,7 @@ where
 /// What [`read_one_message`] found.
 enum Read {
     /// Exactly one uncompressed message within the size limit: its whole frame, 5-byte prefix included.
-    One(Bytes),
+    One(Chunks),
     /// Anything else: for tonic to answer.
     Other(Replayed),
     /// The body failed (the client reset the stream, or the connection broke).
@@ -224,14 +225,15 @@ struct Replayed {
 /// Reads a unary request's body, deciding from the first frame prefix whether it is one plain message. It stops
 /// reading as soon as it knows the answer is not, so an oversized message is never buffered here.
 async fn read_one_message(body: &mut Body, max_message_bytes: usize) -> Read {
-    let mut acc = Accumulated::default();
+    let mut acc = Chunks::default();
     let mut trailers = None;
     let mut ended = false;
     loop {
         // Request trailers become metadata in tonic; leave such rare requests to it.
         let plain = trailers.is_none()
-            && match acc.prefix() {
-                Some((compressed, len)) => {
+            && match acc.first::<5>() {
+                Some([flag, len @ ..]) => {
+                    let (compressed, len) = (flag != 0, u32::from_be_bytes(len));
                     let frame_len = 5 + len as usize;
                     if compressed || len as usize > max_message_bytes || acc.len() > frame_len {
                         false
@@ -247,7 +249,7 @@ async fn read_one_message(body: &mut Body, max_message_bytes: usize) -> Read {
             return Read::Other(Replayed { bytes: acc.into_bytes(), trailers, ended });
         }
         if ended {
-            return Read::One(acc.into_bytes());
+            return Read::One(acc);
         }
         match body.frame().await {
             None => ended = true,
@@ -259,62 +261,6 @@ async fn read_one_message(body: &mut Body, max_message_bytes: usize) -> Read {
                     ended = true;
                 }
             },
-        }
-    }
-}
-
-/// Bytes read so far; a body that arrives in one chunk (the usual case) is kept without copying.
-#[derive(Default)]
-enum Accumulated {
-    #[default]
-    Empty,
-    One(Bytes),
-    Many(BytesMut),
-}
-
-impl Accumulated {
-    fn push(&mut self, data: Bytes) {
-        if data.is_empty() {
-            return;
-        }
-        *self = match std::mem::take(self) {
-            Accumulated::Empty => Accumulated::One(data),
-            Accumulated::One(first) => {
-                let mut all = BytesMut::with_capacity(first.len() + data.len());
-                all.extend_from_slice(&first);
-                all.extend_from_slice(&data);
-                Accumulated::Many(all)
-            }
-            Accumulated::Many(mut all) => {
-                all.extend_from_slice(&data);
-                Accumulated::Many(all)
-            }
-        };
-    }
-
-    fn bytes(&self) -> &[u8] {
-        match self {
-            Accumulated::Empty => &[],
-            Accumulated::One(b) => b,
-            Accumulated::Many(b) => b,
-        }
-    }
-
-    fn len(&self) -> usize {
-        self.bytes().len()
-    }
-
-    /// The compressed flag and the message length of the gRPC frame prefix, once all 5 bytes are here.
-    fn prefix(&self) -> Option<(bool, u32)> {
-        let b = self.bytes();
-        (b.len() >= 5).then(|| (b[0] != 0, u32::from_be_bytes([b[1], b[2], b[3], b[4]])))
-    }
-
-    fn into_bytes(self) -> Bytes {
-        match self {
-            Accumulated::Empty => Bytes::new(),
-            Accumulated::One(b) => b,
-            Accumulated::Many(b) => b.freeze(),
         }
     }
 }

@@ -1,5 +1,6 @@
 //! The gRPC listener: every gRPC service Herald offers, on one port.
 
+mod chunks;
 pub mod ensync;
 mod fast;
 pub mod flowmesh;
