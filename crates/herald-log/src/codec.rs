@@ -433,14 +433,18 @@ impl<'a> PreparedFrame<'a> {
         let mut records_crc = Hasher::new();
         // Start of the part of `own` not yet covered by a piece (and not yet hashed).
         let mut open = 0;
+        // Ends the open part of `own` as a piece; the frame header in it is hashed later, by finish().
+        let close = |own: &[u8], open: usize, pieces: &mut Vec<Piece<'a>>, crc: &mut Hasher| {
+            crc.update(&own[open.max(FRAME_HEADER_LEN)..]);
+            pieces.push(Piece::Own(open..own.len()));
+        };
         let mut max_timestamp = i64::MIN;
         for r in records {
             own.extend_from_slice(&r.timestamp.to_le_bytes());
             own.extend_from_slice(&(r.len() as u32).to_le_bytes());
             own.extend_from_slice(r.prefix);
             if r.value.len() >= BORROW_VALUE_BYTES {
-                records_crc.update(&own[open.max(FRAME_HEADER_LEN)..]);
-                pieces.push(Piece::Own(open..own.len()));
+                close(&own, open, &mut pieces, &mut records_crc);
                 records_crc.update(r.value);
                 pieces.push(Piece::Borrowed(r.value));
                 open = own.len();
@@ -450,8 +454,7 @@ impl<'a> PreparedFrame<'a> {
             max_timestamp = max_timestamp.max(r.timestamp);
         }
         if open < own.len() {
-            records_crc.update(&own[open.max(FRAME_HEADER_LEN)..]);
-            pieces.push(Piece::Own(open..own.len()));
+            close(&own, open, &mut pieces, &mut records_crc);
         }
         Ok(PreparedFrame { own, pieces, len: total, records_crc, record_count, max_timestamp })
     }

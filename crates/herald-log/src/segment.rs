@@ -126,8 +126,8 @@ impl Segment {
         self.next_offset - self.base_offset
     }
 
-    /// Writes one finished frame (`frame_len` bytes in pieces) at the end of the segment and records an index entry for it when
-    /// `index_interval` bytes have been written since the last one.
+    /// Writes one finished frame (`frame_len` bytes, in pieces) at the end of the segment and records an index entry
+    /// for it when `index_interval` bytes have been written since the last one.
     pub fn append(
         &mut self,
         frame: &mut [IoSlice<'_>],

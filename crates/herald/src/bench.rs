@@ -343,14 +343,20 @@ fn with_payload_rates(mut r: BenchResult, records_per_op: usize, record_size: us
 /// Sends one unary gRPC call whose message is already encoded and framed (`body`), and fails unless the answer
 /// is `grpc-status: 0`. Used where the request is the same every time, so the load generator, which shares the
 /// machine with the server, does not spend its CPU encoding it again for every call (as h2load replays a body).
-async fn unary_preencoded(mut conn: Conn, uri: http::Uri, body: Bytes, token: &Option<String>) -> anyhow::Result<()> {
+/// `authorization` is the header value, made once by the caller.
+async fn unary_preencoded(
+    mut conn: Conn,
+    uri: http::Uri,
+    body: Bytes,
+    authorization: Option<http::HeaderValue>,
+) -> anyhow::Result<()> {
     use http_body_util::BodyExt;
     let mut req = http::Request::post(uri)
         .header("content-type", "application/grpc")
         .header("te", "trailers")
         .body(tonic::body::Body::new(http_body_util::Full::new(body)))?;
-    if let Some(t) = token {
-        req.headers_mut().insert("authorization", format!("Bearer {t}").parse()?);
+    if let Some(v) = authorization {
+        req.headers_mut().insert("authorization", v);
     }
     let response = tower_service::Service::call(&mut conn, req).await?;
     let (parts, body) = response.into_parts();
@@ -372,14 +378,17 @@ fn grpc_frame(message: &impl prost::Message) -> Bytes {
 }
 
 async fn stream_append(args: &BenchArgs, addr: &str, fsync: &str) -> anyhow::Result<BenchResult> {
-    let token = args.token.clone();
+    let authorization = match &args.token {
+        Some(t) => Some(format!("Bearer {t}").parse::<http::HeaderValue>()?),
+        None => None,
+    };
     let payload = bytes_of((0..args.record_size).map(|i| (i % 251) as u8).collect());
     let events = (0..args.batch).map(|_| pb::Event { payload: payload.clone(), headers: Default::default() }).collect();
     let body = grpc_frame(&pb::WriteEventsRequest { resource_path: rp("stream"), events });
     let uri: http::Uri = format!("http://{addr}/flowmesh.v1.StreamService/WriteEvents").parse()?;
     let run = drive(addr, args.clients, Duration::from_secs_f64(args.duration), move |ch, _, _| {
-        let (body, uri, token) = (body.clone(), uri.clone(), token.clone());
-        async move { unary_preencoded(ch, uri, body, &token).await }
+        let (body, uri, authorization) = (body.clone(), uri.clone(), authorization.clone());
+        async move { unary_preencoded(ch, uri, body, authorization).await }
     })
     .await?;
     Ok(with_payload_rates(result("stream-append", fsync, args.clients, run), args.batch, args.record_size))
