@@ -1,6 +1,7 @@
 //! A request body kept as the HTTP/2 DATA frames it arrived in, decoded without joining them.
 //!
-//! A large request (a 256-record `WriteEvents` is 260 KiB) arrives as many 16 KiB DATA frames, each already a
+//! A large request can arrive as several HTTP/2 DATA frames (a client may send frames of up to 1 MiB, see
+//! `listener`, but it may also send smaller ones, and a request over 1 MiB always spans several), each already a
 //! [`Bytes`] slice of the connection's read buffer. Joining them into one buffer before decoding would copy every
 //! byte once more; [`Cursor`] instead lets prost decode straight from the frames, and hands out `bytes` fields
 //! (event payloads) as slices of them, so only a field that straddles two frames is copied.

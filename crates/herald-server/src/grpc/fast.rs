@@ -19,12 +19,12 @@ use super::flowmesh::{KvSvc, QueueSvc, StreamSvc};
 use super::status::to_status;
 use crate::auth::Authenticator;
 use bytes::{BufMut, Bytes, BytesMut};
-use futures::future::{BoxFuture, Either};
+use futures::future::BoxFuture;
 use herald_proto::ensync::en_sync_service_server::EnSyncService;
 use herald_proto::flowmesh::v1::{
     kv_service_server::KvService, queue_service_server::QueueService, stream_service_server::StreamService,
 };
-use http::header::CONTENT_TYPE;
+use http::header::{AUTHORIZATION, CONTENT_TYPE};
 use http::{HeaderMap, HeaderValue};
 use http_body::Frame;
 use http_body_util::BodyExt;
@@ -118,7 +118,10 @@ where
 {
     type Response = http::Response<Body>;
     type Error = Infallible;
-    type Future = Either<S::Future, BoxFuture<'static, Answer>>;
+    /// Boxed in both cases: the listener keeps this future inside every stream's task, and tonic's router future is
+    /// large, so an unboxed `Either` would make every call's task (and the copies made while spawning it) as large
+    /// as the slow path's state.
+    type Future = BoxFuture<'static, Answer>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
         self.inner.poll_ready(cx)
@@ -126,19 +129,22 @@ where
 
     fn call(&mut self, req: http::Request<Body>) -> Self::Future {
         let rpc = Rpc::of(req.uri().path()).filter(|_| plain_grpc(req.headers()));
-        let Some(rpc) = rpc else { return Either::Left(self.inner.call(req)) };
+        let Some(rpc) = rpc else { return Box::pin(self.inner.call(req)) };
         // The router is ready (poll_ready above); keep that instance for a fallback and leave a fresh clone here.
         let clone = self.inner.clone();
         let router = std::mem::replace(&mut self.inner, clone);
-        Either::Right(Box::pin(serve(rpc, Arc::clone(&self.handlers), router, req)))
+        Box::pin(serve(rpc, Arc::clone(&self.handlers), router, req))
     }
 }
+
+/// Header names the fast path looks up on every call, made once (a `&str` key is parsed and validated per lookup).
+const GRPC_ENCODING: http::HeaderName = http::HeaderName::from_static("grpc-encoding");
 
 /// A gRPC request in the form the fast path handles: protobuf content type, and no compression.
 fn plain_grpc(headers: &HeaderMap) -> bool {
     let content_type = headers.get(CONTENT_TYPE).map(HeaderValue::as_bytes);
     let proto = matches!(content_type, Some(b"application/grpc" | b"application/grpc+proto"));
-    let identity = headers.get("grpc-encoding").is_none_or(|v| v.as_bytes() == b"identity");
+    let identity = headers.get(GRPC_ENCODING).is_none_or(|v| v.as_bytes() == b"identity");
     proto && identity
 }
 
@@ -149,7 +155,7 @@ where
     let (parts, mut body) = req.into_parts();
     // Authentication comes first, before any byte of the body is read, as with the interceptor.
     let principal = if rpc.needs_auth() {
-        let header = parts.headers.get("authorization").map(HeaderValue::as_bytes);
+        let header = parts.headers.get(AUTHORIZATION).map(HeaderValue::as_bytes);
         match h.auth.authenticate(header) {
             Ok(p) => Some(p),
             Err(e) => return Ok(to_status(e).into_http()),
