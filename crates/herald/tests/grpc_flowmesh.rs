@@ -689,3 +689,103 @@ async fn graceful_shutdown_completes_in_flight_calls() {
     assert!(t.elapsed() < Duration::from_secs(5), "shutdown took {:?}", t.elapsed());
     assert!(tokio::net::TcpStream::connect(&addr).await.is_err(), "the gRPC port is closed");
 }
+
+/// One HTTP/2 frame as read off the wire: (type, flags, stream id, payload).
+async fn read_frame(sock: &mut tokio::net::TcpStream) -> (u8, u8, u32, Vec<u8>) {
+    use tokio::io::AsyncReadExt;
+    let mut head = [0u8; 9];
+    sock.read_exact(&mut head).await.unwrap();
+    let len = u32::from_be_bytes([0, head[0], head[1], head[2]]) as usize;
+    let stream = u32::from_be_bytes([head[5], head[6], head[7], head[8]]) & 0x7fff_ffff;
+    let mut payload = vec![0u8; len];
+    sock.read_exact(&mut payload).await.unwrap();
+    (head[3], head[4], stream, payload)
+}
+
+fn frame(kind: u8, flags: u8, stream: u32, payload: &[u8]) -> Vec<u8> {
+    let mut out = (payload.len() as u32).to_be_bytes()[1..].to_vec();
+    out.extend_from_slice(&[kind, flags]);
+    out.extend_from_slice(&stream.to_be_bytes());
+    out.extend_from_slice(payload);
+    out
+}
+
+/// An HPACK "literal header field without indexing, new name" (no Huffman coding; both strings under 127 bytes).
+fn literal(block: &mut Vec<u8>, name: &str, value: &str) {
+    block.push(0x00);
+    for s in [name, value] {
+        block.push(s.len() as u8);
+        block.extend_from_slice(s.as_bytes());
+    }
+}
+
+/// The listener lets clients send DATA frames of up to 1 MiB (HTTP/2's default is 16 KiB), so a batch of events
+/// can arrive as one frame: the server says so in its SETTINGS, and a 300 KiB `WriteEvents` sent as a single DATA
+/// frame is answered normally (a 16 KiB limit would have ended the connection with FRAME_SIZE_ERROR).
+#[tokio::test]
+async fn a_batch_of_events_in_one_large_data_frame() {
+    use prost::Message;
+    use tokio::io::AsyncWriteExt;
+    let srv = server(&["t1/ns1/stream/big"]).await;
+    let addr = srv.grpc_url().trim_start_matches("http://").to_string();
+    let mut sock = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    sock.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n").await.unwrap();
+    sock.write_all(&frame(0x4, 0, 0, &[])).await.unwrap();
+
+    // The server's SETTINGS, then the WINDOW_UPDATE that opens its 16 MiB connection window.
+    let (mut settings, mut connection_window) = (None, None);
+    while settings.is_none() || connection_window.is_none() {
+        match read_frame(&mut sock).await {
+            (0x4, 0, 0, payload) => settings = Some(payload),
+            (0x8, _, 0, payload) => connection_window = Some(u32::from_be_bytes(payload[..4].try_into().unwrap())),
+            _ => {}
+        }
+    }
+    let settings: Vec<(u16, u32)> = settings
+        .unwrap()
+        .chunks(6)
+        .map(|p| (u16::from_be_bytes([p[0], p[1]]), u32::from_be_bytes([p[2], p[3], p[4], p[5]])))
+        .collect();
+    assert!(settings.contains(&(0x5, 1 << 20)), "SETTINGS_MAX_FRAME_SIZE: {settings:?}");
+    assert!(settings.contains(&(0x4, 2 << 20)), "SETTINGS_INITIAL_WINDOW_SIZE: {settings:?}");
+    assert_eq!(connection_window, Some((16 << 20) - 65_535));
+    sock.write_all(&frame(0x4, 0x1, 0, &[])).await.unwrap(); // ACK
+
+    let events: Vec<pb::Event> = (0..300u32)
+        .map(|i| pb::Event { payload: vec![(i % 251) as u8; 1024].into(), headers: Default::default() })
+        .collect();
+    let message = pb::WriteEventsRequest { resource_path: path("t1/ns1/stream/big"), events }.encode_to_vec();
+    let mut body = vec![0u8];
+    body.extend_from_slice(&(message.len() as u32).to_be_bytes());
+    body.extend_from_slice(&message);
+    assert!(body.len() > 300 << 10 && body.len() < 1 << 20);
+
+    let mut headers = vec![0x83, 0x86]; // :method POST, :scheme http (HPACK static table)
+    literal(&mut headers, ":path", "/flowmesh.v1.StreamService/WriteEvents");
+    literal(&mut headers, ":authority", &addr);
+    literal(&mut headers, "content-type", "application/grpc");
+    literal(&mut headers, "te", "trailers");
+    literal(&mut headers, "authorization", &format!("Bearer {TOKEN}"));
+    sock.write_all(&frame(0x1, 0x4, 1, &headers)).await.unwrap(); // END_HEADERS
+    sock.write_all(&frame(0x0, 0x1, 1, &body)).await.unwrap(); // the whole request, one frame, END_STREAM
+
+    let mut response = Vec::new();
+    loop {
+        match read_frame(&mut sock).await {
+            (0x0, _, 1, data) => response.extend_from_slice(&data),
+            (0x1, flags, 1, _) if flags & 0x1 != 0 => break, // trailers
+            (kind @ (0x3 | 0x7), _, _, payload) => {
+                panic!("stream reset or connection closed: type {kind}, {payload:?}")
+            }
+            _ => {}
+        }
+    }
+    let reply = pb::WriteEventsResponse::decode(&response[5..]).unwrap();
+    assert_eq!(reply.offsets, (0..300).collect::<Vec<i64>>());
+    drop(sock); // graceful shutdown waits for open connections
+
+    let mut s = StreamServiceClient::new(srv.channel().await);
+    let latest = pb::GetLatestOffsetRequest { resource_path: path("t1/ns1/stream/big"), partition: 0 };
+    assert_eq!(s.get_latest_offset(authed(latest, TOKEN)).await.unwrap().into_inner().offset, 299);
+    srv.shutdown().await.unwrap();
+}
