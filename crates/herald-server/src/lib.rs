@@ -142,7 +142,12 @@ pub async fn start_with_clock(v: Validated, clock: Arc<dyn Clock>) -> anyhow::Re
     let grpc_service = grpc::service(&state, v.config.grpc.max_message_bytes);
     // Herald's own HTTP/2 listener (grpc/listener.rs): TCP_NODELAY, large flow-control windows, `grpc-timeout`,
     // GOAWAY on shutdown.
-    tasks.push(tokio::spawn(grpc::listener::serve(grpc_listener, grpc_service, shutdown.clone())));
+    tasks.push(tokio::spawn(grpc::listener::serve(
+        grpc_listener,
+        grpc_service,
+        grpc::in_connection_task,
+        shutdown.clone(),
+    )));
     // Herald's own admin API joins FlowMesh's routes here, so the admin module stays FlowMesh's alone.
     let admin = admin::router(state.clone(), v.config.auth.http);
     // The dashboard's overview, pushed over /ws to the connections that ask for it; ends with the shutdown signal.

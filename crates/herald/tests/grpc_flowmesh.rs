@@ -178,6 +178,81 @@ async fn reserve_long_poll_wakes_on_enqueue() {
     srv.shutdown().await.unwrap();
 }
 
+/// Short calls are served inside their connection's task (grpc/listener.rs): many of them multiplexed on one
+/// connection all get their own answers, while a long poll on the same connection waits without holding them up.
+#[tokio::test]
+async fn calls_multiplexed_on_one_connection_beside_a_long_poll() {
+    let srv = server(&["t1/ns1/kv/mx", "t1/ns1/queue/mx"]).await;
+    let ch = srv.channel().await;
+    let mut q = QueueServiceClient::new(ch.clone());
+    let poll = tokio::spawn(async move {
+        let req = pb::ReserveRequest {
+            resource_path: path("t1/ns1/queue/mx"),
+            visibility_timeout_seconds: 30,
+            long_poll_timeout_seconds: 10,
+        };
+        q.reserve(authed(req, TOKEN)).await
+    });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let t = Instant::now();
+    let calls = (0..64).map(|i| {
+        let mut kv = KvServiceClient::new(ch.clone());
+        async move {
+            let set = pb::SetRequest {
+                resource_path: path("t1/ns1/kv/mx"),
+                key: format!("k{i}"),
+                value: format!("v{i}").into(),
+                ttl_seconds: 0,
+            };
+            kv.set(authed(set, TOKEN)).await.unwrap();
+            let get = pb::GetRequest { resource_path: path("t1/ns1/kv/mx"), key: format!("k{i}") };
+            kv.get(authed(get, TOKEN)).await.unwrap().into_inner().value
+        }
+    });
+    let values = futures::future::join_all(calls).await;
+    for (i, v) in values.iter().enumerate() {
+        assert_eq!(&v[..], format!("v{i}").as_bytes());
+    }
+    assert!(t.elapsed() < Duration::from_secs(5), "the long poll held the other calls up: {:?}", t.elapsed());
+    assert!(!poll.is_finished(), "the long poll is still waiting");
+    let mut producer = QueueServiceClient::new(ch);
+    let req =
+        pb::EnqueueRequest { resource_path: path("t1/ns1/queue/mx"), payload: "job".into(), ..Default::default() };
+    producer.enqueue(authed(req, TOKEN)).await.unwrap();
+    let job = poll.await.unwrap().unwrap().into_inner().job.expect("the long poll gets the job");
+    assert_eq!(&job.payload[..], b"job");
+    srv.shutdown().await.unwrap();
+}
+
+/// A long poll the client cancels is gone from the server: the job enqueued next goes to the next caller, not to
+/// the abandoned call (which would hide it for its visibility timeout).
+#[tokio::test]
+async fn a_cancelled_long_poll_does_not_take_the_next_job() {
+    let srv = server(&["t1/ns1/queue/cx"]).await;
+    let ch = srv.channel().await;
+    let mut q = QueueServiceClient::new(ch.clone());
+    let req = pb::ReserveRequest {
+        resource_path: path("t1/ns1/queue/cx"),
+        visibility_timeout_seconds: 300,
+        long_poll_timeout_seconds: 10,
+    };
+    // Dropping the call's future resets its HTTP/2 stream.
+    let abandoned = tokio::time::timeout(Duration::from_millis(300), q.reserve(authed(req, TOKEN))).await;
+    assert!(abandoned.is_err(), "the long poll was still waiting when it was cancelled");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let req =
+        pb::EnqueueRequest { resource_path: path("t1/ns1/queue/cx"), payload: "next".into(), ..Default::default() };
+    q.enqueue(authed(req, TOKEN)).await.unwrap();
+    let req = pb::ReserveRequest {
+        resource_path: path("t1/ns1/queue/cx"),
+        visibility_timeout_seconds: 30,
+        long_poll_timeout_seconds: 0,
+    };
+    let job = q.reserve(authed(req, TOKEN)).await.unwrap().into_inner().job.expect("the job is still there");
+    assert_eq!(&job.payload[..], b"next");
+    srv.shutdown().await.unwrap();
+}
+
 #[tokio::test]
 async fn four_mib_requests_are_accepted_and_data_survives_restart() {
     let mut srv = server(&["t1/ns1/kv/big", "t1/ns1/stream/big"]).await;

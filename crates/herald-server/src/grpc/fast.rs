@@ -86,6 +86,14 @@ impl Rpc {
     }
 }
 
+/// Whether the listener serves a call inside its connection's task ([`super::listener`]): the RPCs answered here whose
+/// handlers do a small, bounded amount of work. `WriteEvents` (a batch can be megabytes to check and write) and
+/// `ListKeys` (any number of keys) keep a task of their own, so the calls multiplexed on one connection can spread
+/// over the cores.
+pub fn in_connection_task(path: &str) -> bool {
+    Rpc::of(path).is_some_and(|rpc| !matches!(rpc, Rpc::StreamWriteEvents | Rpc::KvListKeys))
+}
+
 /// The handlers the fast path calls: the same values the router holds.
 pub struct Handlers {
     pub kv: KvSvc,

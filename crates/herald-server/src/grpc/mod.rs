@@ -8,6 +8,7 @@ pub mod listener;
 pub mod status;
 
 use crate::state::AppState;
+pub use fast::in_connection_task;
 use herald_proto::ensync::en_sync_service_server::EnSyncServiceServer;
 use herald_proto::flowmesh::v1::{
     health_service_server::HealthServiceServer, kv_service_server::KvServiceServer,
