@@ -98,8 +98,8 @@ pub type InConnectionTask = fn(&str) -> bool;
 /// task spawn and no wake-up between tasks: the connection reads every frame available before handing out new
 /// streams, so the request is usually complete when its stream is accepted and the handler finishes in its first
 /// poll; the answers finished in one round go out in the connection's next write. It also keeps the KV writers of
-/// one connection from queueing on the store's write lock against each other from two cores (KV Set +13 % with 5
-/// connections × 10 calls, +6 % with 50 × 1; Get unchanged: docs/benchmarks.md). A handler that waits (a long-poll
+/// one connection from queueing on the store's write lock against each other from two cores (KV Set +15 % with 5
+/// connections × 10 calls, +3 % with 50 × 1; Get +2 % and −5 %: docs/benchmarks.md). A handler that waits (a long-poll
 /// `Reserve`, an `fsync = always` commit) only parks its own future: the connection and its other streams go on.
 async fn connection<S>(tcp: TcpStream, service: S, in_task: InConnectionTask, shutdown: CancellationToken)
 where
