@@ -15,6 +15,7 @@ import shutil
 import socket
 import subprocess
 import sys
+from statistics import median
 import tempfile
 import time
 from datetime import datetime, timezone
@@ -38,11 +39,6 @@ def sh(cmd, **kw):
 # speed from one minute to the next (docs/benchmarks.md), so one measurement of each side minutes apart can land in
 # different phases; every round is shown.
 TARGET_ROUNDS = 3
-
-
-def median(values):
-    ordered = sorted(values)
-    return ordered[len(ordered) // 2]
 
 
 def dd_once(work, mib):
@@ -230,8 +226,8 @@ def nats_bench(work):
         for _, _, proc in servers:
             proc.terminate()
             proc.wait()
-    median = {k: sorted(v, key=lambda r: r["per_sec"])[len(v) // 2] for k, v in results.items()}
-    return version, cmds, median, memory
+    median_runs = {k: sorted(v, key=lambda r: r["per_sec"])[len(v) // 2] for k, v in results.items()}
+    return version, cmds, median_runs, memory
 
 
 def start_redis(work):
@@ -242,12 +238,7 @@ def start_redis(work):
     server = subprocess.Popen(["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--dir", rdir,
                                "--appendonly", "yes", "--appendfsync", "everysec", "--save", "",
                                "--protected-mode", "no"], stdout=subprocess.DEVNULL)
-    for _ in range(100):
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.1).close()
-            break
-        except OSError:
-            time.sleep(0.05)
+    wait_port(port)
     return server, port
 
 

@@ -21,6 +21,15 @@ async fn server(resources: &[&str]) -> TestServer {
     .unwrap()
 }
 
+/// A `Reserve` of `queue` with the given visibility timeout and long-poll wait (seconds; 0 answers at once).
+fn reserve(queue: &str, visibility_seconds: i64, long_poll_seconds: i64) -> pb::ReserveRequest {
+    pb::ReserveRequest {
+        resource_path: path(queue),
+        visibility_timeout_seconds: visibility_seconds,
+        long_poll_timeout_seconds: long_poll_seconds,
+    }
+}
+
 fn write(stream: &str, payloads: &[&str]) -> pb::WriteEventsRequest {
     pb::WriteEventsRequest {
         resource_path: path(stream),
@@ -128,11 +137,7 @@ async fn graceful_shutdown_ends_subscriptions_and_long_polls() {
     let mut frames = s.subscribe(authed(sub, TOKEN)).await.unwrap().into_inner();
     let mut q = QueueServiceClient::new(ch);
     let poll = tokio::spawn(async move {
-        let req = pb::ReserveRequest {
-            resource_path: path("t1/ns1/queue/q"),
-            visibility_timeout_seconds: 0,
-            long_poll_timeout_seconds: 20,
-        };
+        let req = reserve("t1/ns1/queue/q", 0, 20);
         q.reserve(authed(req, TOKEN)).await
     });
     tokio::time::sleep(Duration::from_millis(200)).await;
@@ -167,11 +172,7 @@ async fn reserve_long_poll_wakes_on_enqueue() {
         producer.enqueue(authed(req, TOKEN)).await.unwrap();
     });
     let t = Instant::now();
-    let req = pb::ReserveRequest {
-        resource_path: path("t1/ns1/queue/c09"),
-        visibility_timeout_seconds: 30,
-        long_poll_timeout_seconds: 5,
-    };
+    let req = reserve("t1/ns1/queue/c09", 30, 5);
     let job = q.reserve(authed(req, TOKEN)).await.unwrap().into_inner().job.unwrap();
     assert_eq!(&job.payload[..], b"late");
     assert!(t.elapsed() < Duration::from_millis(1500), "woken by the enqueue: {:?}", t.elapsed());
@@ -186,11 +187,7 @@ async fn calls_multiplexed_on_one_connection_beside_a_long_poll() {
     let ch = srv.channel().await;
     let mut q = QueueServiceClient::new(ch.clone());
     let poll = tokio::spawn(async move {
-        let req = pb::ReserveRequest {
-            resource_path: path("t1/ns1/queue/mx"),
-            visibility_timeout_seconds: 30,
-            long_poll_timeout_seconds: 10,
-        };
+        let req = reserve("t1/ns1/queue/mx", 30, 10);
         q.reserve(authed(req, TOKEN)).await
     });
     tokio::time::sleep(Duration::from_millis(200)).await;
@@ -231,11 +228,7 @@ async fn a_cancelled_long_poll_does_not_take_the_next_job() {
     let srv = server(&["t1/ns1/queue/cx"]).await;
     let ch = srv.channel().await;
     let mut q = QueueServiceClient::new(ch.clone());
-    let req = pb::ReserveRequest {
-        resource_path: path("t1/ns1/queue/cx"),
-        visibility_timeout_seconds: 300,
-        long_poll_timeout_seconds: 10,
-    };
+    let req = reserve("t1/ns1/queue/cx", 300, 10);
     // Dropping the call's future resets its HTTP/2 stream.
     let abandoned = tokio::time::timeout(Duration::from_millis(300), q.reserve(authed(req, TOKEN))).await;
     assert!(abandoned.is_err(), "the long poll was still waiting when it was cancelled");
@@ -243,11 +236,7 @@ async fn a_cancelled_long_poll_does_not_take_the_next_job() {
     let req =
         pb::EnqueueRequest { resource_path: path("t1/ns1/queue/cx"), payload: "next".into(), ..Default::default() };
     q.enqueue(authed(req, TOKEN)).await.unwrap();
-    let req = pb::ReserveRequest {
-        resource_path: path("t1/ns1/queue/cx"),
-        visibility_timeout_seconds: 30,
-        long_poll_timeout_seconds: 0,
-    };
+    let req = reserve("t1/ns1/queue/cx", 30, 0);
     let job = q.reserve(authed(req, TOKEN)).await.unwrap().into_inner().job.expect("the job is still there");
     assert_eq!(&job.payload[..], b"next");
     srv.shutdown().await.unwrap();
@@ -628,11 +617,7 @@ async fn schema_registry_calls_are_scoped_by_tenant_and_attachments_by_write_per
 async fn grpc_timeout_bounds_a_long_poll_with_tonics_answer() {
     let srv = server(&["t1/ns1/queue/deadline"]).await;
     let mut q = QueueServiceClient::new(srv.channel().await);
-    let req = pb::ReserveRequest {
-        resource_path: path("t1/ns1/queue/deadline"),
-        visibility_timeout_seconds: 30,
-        long_poll_timeout_seconds: 10,
-    };
+    let req = reserve("t1/ns1/queue/deadline", 30, 10);
     let mut req = authed(req, TOKEN);
     // Sent as metadata rather than with `set_timeout`, so the client does not enforce it: the answer is the
     // server's.
