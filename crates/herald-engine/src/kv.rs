@@ -153,7 +153,8 @@ impl Kv for EmbeddedKv {
                 batch.insert(&self.store.kv_ttl, ttl_key(expires_at, &entry_key), Vec::new());
             }
             batch.insert(&self.store.kv, entry_key, stored);
-            self.store.commit(batch)?
+            // Flushed to the OS in `durable`, together with other connections' writes (see `Store::durable`).
+            self.store.commit_grouped(batch)?
         };
         self.store.durable(ticket).await
     }
@@ -181,7 +182,7 @@ impl Kv for EmbeddedKv {
                 batch.remove(&self.store.kv_ttl, ttl_key(exp, &entry_key));
             }
             batch.remove(&self.store.kv, entry_key);
-            self.store.commit(batch)?
+            self.store.commit_grouped(batch)?
         };
         self.store.durable(ticket).await
     }

@@ -6,6 +6,11 @@
 //!
 //! All multi-record changes go through one atomic [`fjall::OwnedWriteBatch`], so a crash never leaves half of a state
 //! transition (for example a job that left its queue but did not arrive in the dead-letter queue).
+//!
+//! fjall's journal is opened with `manual_journal_persist`: a committed batch sits in the journal's user-space buffer
+//! until Herald flushes it to the OS. [`Store::commit`] flushes at once, so when it returns the batch survives a crash
+//! of the process. [`Store::commit_grouped`] leaves the flush to [`Store::durable`], which the caller awaits before
+//! acknowledging; there, writes committed by other tasks in the meantime share one `write()` (see `durable`).
 
 use crate::durability::{FsyncPolicy, GroupSync};
 use fjall::{Database, Keyspace, KeyspaceCreateOptions, OwnedWriteBatch as WriteBatch, PersistMode};
@@ -38,7 +43,10 @@ pub(crate) struct Store {
     /// Addressed-event keyspaces (`event_*`): layouts in `events::records`.
     pub events: EventKeyspaces,
     policy: FsyncPolicy,
+    /// Commits made durable on disk (fsync of the journal), for `always`.
     sync: GroupSync,
+    /// Commits flushed from the journal's buffer to the OS, which is what survives a crash of the process.
+    flushed: GroupSync,
 }
 
 pub(crate) type SharedStore = Arc<Store>;
@@ -67,7 +75,7 @@ pub(crate) struct EventKeyspaces {
 
 impl Store {
     pub fn open(dir: &Path, policy: FsyncPolicy) -> Result<Store> {
-        let db = Database::builder(dir).open().map_err(|e| match e {
+        let db = Database::builder(dir).manual_journal_persist(true).open().map_err(|e| match e {
             fjall::Error::Locked => HeraldError::unavailable(format!(
                 "the data directory {} is in use by another Herald process",
                 dir.parent().unwrap_or(dir).display()
@@ -107,6 +115,7 @@ impl Store {
             db,
             policy,
             sync: GroupSync::default(),
+            flushed: GroupSync::default(),
         })
     }
 
@@ -114,16 +123,41 @@ impl Store {
         self.db.batch()
     }
 
-    /// Applies the batch atomically. The data is in fjall's journal (OS buffers) when this returns; call
-    /// [`Store::durable`] before acknowledging the write to a client.
+    /// Applies the batch atomically. The data is in fjall's journal, flushed to the OS, when this returns; call
+    /// [`Store::durable`] before acknowledging the write to a client (it waits for the disk under `always`).
     pub fn commit(&self, batch: WriteBatch) -> Result<u64> {
+        let ticket = self.commit_grouped(batch)?;
+        self.flush_to_os()?;
+        Ok(ticket)
+    }
+
+    /// Applies the batch atomically, leaving it in the journal's buffer: the caller must await [`Store::durable`]
+    /// before acknowledging the write, because until then a crash of the process would lose it. For the hot
+    /// request paths (KV set and delete), where many connections commit at once and can share one flush.
+    pub fn commit_grouped(&self, batch: WriteBatch) -> Result<u64> {
         batch.commit().map_err(fjall_err("writing state"))?;
+        self.flushed.ticket();
         Ok(self.sync.ticket())
     }
 
-    /// Under `fsync = always`, waits until the write with `ticket` is on disk (group commit). Otherwise returns at once.
+    /// Writes every batch committed so far from the journal's buffer to the OS, unless a flush since then did.
+    fn flush_to_os(&self) -> Result<()> {
+        self.flushed.sync_all(|| self.db.persist(PersistMode::Buffer)).map_err(fjall_err("writing state"))
+    }
+
+    /// Waits until the write with `ticket` may be acknowledged. Under `always` that is when an fsync covers it (group
+    /// commit); otherwise when it is in the OS, so that a crash of the process loses nothing.
+    ///
+    /// For a [`Store::commit_grouped`] write not yet flushed, the task yields once before flushing: the other tasks
+    /// ready on this worker (typically other connections' calls) run first and commit theirs, and one `write()` then
+    /// carries them all. Measured with `h2load -c 50 -m 1` KV `Set`: journal writes per call 1.1 → 0.24, and 17 of 20
+    /// alternating rounds faster, req/s up by 5–17 % in the median (docs/benchmarks.md, "Grouped journal flushes").
     pub async fn durable(self: &Arc<Self>, ticket: u64) -> Result<()> {
         if self.policy != FsyncPolicy::Always {
+            if self.flushed.is_dirty() {
+                tokio::task::yield_now().await;
+                self.flush_to_os()?;
+            }
             return Ok(());
         }
         let store = Arc::clone(self);
@@ -139,7 +173,8 @@ impl Store {
         self.durable(ticket).await
     }
 
-    /// Fsyncs whatever is not yet on disk (the interval task and shutdown call this).
+    /// Fsyncs whatever is not yet on disk (the interval task and shutdown call this). fjall's `persist` flushes the
+    /// journal's buffer before it fsyncs, so this also covers `commit_grouped` writes whose callers went away.
     pub fn sync_now(&self) -> Result<()> {
         if !self.sync.is_dirty() {
             return Ok(());

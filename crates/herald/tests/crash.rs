@@ -1,5 +1,6 @@
 //! Durability is tested by crashing: SIGKILL the real server in the middle of writes and acks, restart it, and check
-//! that everything it acknowledged under `fsync = always` is there exactly once.
+//! that everything it acknowledged under `fsync = always` is there exactly once. Under `interval` and `never` the
+//! crash of the process alone must lose nothing acknowledged either.
 
 use herald_testkit::v1::{
     self as pb, kv_service_client::KvServiceClient, queue_service_client::QueueServiceClient,
@@ -41,6 +42,13 @@ async fn sigkill_during_stream_writes_and_queue_acks_loses_nothing_acknowledged(
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn sigkill_under_interval_fsync_loses_nothing_acknowledged_either() {
     sigkill_during_writes("interval:50").await;
+}
+
+/// `never` has no periodic fsync that could push a forgotten buffer out by luck: every acknowledged write must have
+/// reached the OS on the request path itself (for KV, the grouped journal flush of `Store::durable`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sigkill_under_fsync_never_loses_nothing_acknowledged_either() {
+    sigkill_during_writes("never").await;
 }
 
 async fn sigkill_during_writes(fsync: &str) {
@@ -108,11 +116,14 @@ async fn sigkill_during_writes(fsync: &str) {
                 done.lock().unwrap().insert(r.into_inner().job_id);
             }
         }));
+    }
+    // Several KV writers at once, so that their writes share journal flushes (`Store::durable`).
+    for w in 0..4 {
         let mut kv = KvServiceClient::new(ch.clone());
         let done = Arc::clone(&kv_set);
         tasks.push(tokio::spawn(async move {
             for i in 0.. {
-                let key = format!("k{i:08}");
+                let key = format!("k{w}-{i:08}");
                 let req =
                     pb::SetRequest { resource_path: path(KV), key: key.clone(), value: "v".into(), ttl_seconds: 0 };
                 if kv.set(req).await.is_err() {
@@ -285,6 +296,60 @@ async fn sigkill_during_writes(fsync: &str) {
         unknown.is_empty() || unknown == [&bytes::Bytes::from(format!("live-{live_acked}"))],
         "no job appeared from nowhere: {unknown:?} (live enqueues acknowledged: {live_acked})"
     );
+}
+
+/// KV writes alone, so no other commit flushes fjall's journal for them: each acknowledged `Set` must have reached the
+/// OS through the grouped flush in `Store::durable`, even with no fsync ever (`never`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sigkill_during_kv_sets_alone_loses_nothing_acknowledged() {
+    let dir = tempfile::tempdir().unwrap();
+    write_provisioning_file(&dir.path().join("res.json"), &[KV.into()]).unwrap();
+    let mut server = start_with(dir.path(), "never");
+    let ch = server.channel().await;
+    let acked: Arc<Mutex<Vec<String>>> = Arc::default();
+    let mut tasks = Vec::new();
+    for w in 0..8 {
+        let mut kv = KvServiceClient::new(ch.clone());
+        let acked = Arc::clone(&acked);
+        tasks.push(tokio::spawn(async move {
+            for i in 0.. {
+                let key = format!("w{w}-{i:08}");
+                let req = pb::SetRequest {
+                    resource_path: path(KV),
+                    key: key.clone(),
+                    value: format!("value of {key}").into(),
+                    ttl_seconds: 0,
+                };
+                if kv.set(req).await.is_err() {
+                    return;
+                }
+                acked.lock().unwrap().push(key);
+            }
+        }));
+    }
+    let started = Instant::now();
+    while acked.lock().unwrap().len() < 2000 {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        assert!(started.elapsed() < Duration::from_secs(30), "KV load made no progress");
+    }
+    server.kill();
+    for t in tasks {
+        let _ = t.await;
+    }
+    drop(ch);
+
+    let server = start_with(dir.path(), "never");
+    let mut kv = KvServiceClient::new(server.channel().await);
+    let acked = acked.lock().unwrap().clone();
+    let mut lost = Vec::new();
+    for key in &acked {
+        let r = kv.get(pb::GetRequest { resource_path: path(KV), key: key.clone() }).await;
+        match r {
+            Ok(r) => assert_eq!(r.into_inner().value, format!("value of {key}").as_bytes(), "value of {key}"),
+            Err(status) => lost.push((key.clone(), status.code())),
+        }
+    }
+    assert!(lost.is_empty(), "{} of {} acknowledged KV sets lost, e.g. {:?}", lost.len(), acked.len(), lost.first());
 }
 
 #[tokio::test]
