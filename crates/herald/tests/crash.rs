@@ -51,6 +51,24 @@ async fn sigkill_under_fsync_never_loses_nothing_acknowledged_either() {
     sigkill_during_writes("never").await;
 }
 
+/// Waits until `loaded()` holds (30 s at most), SIGKILLs the server in the middle of the load, then waits for the
+/// load's tasks, which stop at their first failed call.
+async fn kill_under_load(
+    server: &mut BinaryServer,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+    loaded: impl Fn() -> bool,
+) {
+    let started = Instant::now();
+    while !loaded() {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        assert!(started.elapsed() < Duration::from_secs(30), "the load made no progress");
+    }
+    server.kill();
+    for t in tasks {
+        let _ = t.await;
+    }
+}
+
 async fn sigkill_during_writes(fsync: &str) {
     let dir = tempfile::tempdir().unwrap();
     write_provisioning_file(&dir.path().join("res.json"), &[STREAM.into(), QUEUE.into(), IDLE_QUEUE.into(), KV.into()])
@@ -177,14 +195,10 @@ async fn sigkill_during_writes(fsync: &str) {
 
     // Let the load run, then crash the server in the middle of it.
     let started = Instant::now();
-    while started.elapsed() < Duration::from_secs(2) || acked_events.lock().unwrap().len() < 200 {
-        tokio::time::sleep(Duration::from_millis(50)).await;
-        assert!(started.elapsed() < Duration::from_secs(30), "load made no progress");
-    }
-    server.kill();
-    for t in tasks {
-        let _ = t.await;
-    }
+    kill_under_load(&mut server, tasks, || {
+        started.elapsed() >= Duration::from_secs(2) && acked_events.lock().unwrap().len() >= 200
+    })
+    .await;
     drop(ch);
 
     let server = start_with(dir.path(), fsync);
@@ -327,15 +341,7 @@ async fn sigkill_during_kv_sets_alone_loses_nothing_acknowledged() {
             }
         }));
     }
-    let started = Instant::now();
-    while acked.lock().unwrap().len() < 2000 {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-        assert!(started.elapsed() < Duration::from_secs(30), "KV load made no progress");
-    }
-    server.kill();
-    for t in tasks {
-        let _ = t.await;
-    }
+    kill_under_load(&mut server, tasks, || acked.lock().unwrap().len() >= 2000).await;
     drop(ch);
 
     let server = start_with(dir.path(), "never");
