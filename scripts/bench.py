@@ -15,10 +15,10 @@ import shutil
 import socket
 import subprocess
 import sys
-from statistics import median
 import tempfile
 import time
 from datetime import datetime, timezone
+from statistics import median
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 HERALD = os.environ.get("HERALD_BIN") or os.path.join(ROOT, "target", "release", "herald")

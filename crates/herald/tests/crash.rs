@@ -69,6 +69,30 @@ async fn kill_under_load(
     }
 }
 
+/// Sets `KV` keys `<prefix>-00000000`, `<prefix>-00000001`, … to `value of <key>`, one at a time, recording each
+/// acknowledged key in `acked`, until a call fails.
+fn spawn_kv_writer(
+    ch: tonic::transport::Channel,
+    prefix: String,
+    acked: Arc<Mutex<Vec<String>>>,
+) -> tokio::task::JoinHandle<()> {
+    let mut kv = KvServiceClient::new(ch);
+    tokio::spawn(async move {
+        for i in 0.. {
+            let key = format!("{prefix}-{i:08}");
+            let value = format!("value of {key}").into();
+            if kv
+                .set(pb::SetRequest { resource_path: path(KV), key: key.clone(), value, ttl_seconds: 0 })
+                .await
+                .is_err()
+            {
+                return;
+            }
+            acked.lock().unwrap().push(key);
+        }
+    })
+}
+
 async fn sigkill_during_writes(fsync: &str) {
     let dir = tempfile::tempdir().unwrap();
     write_provisioning_file(&dir.path().join("res.json"), &[STREAM.into(), QUEUE.into(), IDLE_QUEUE.into(), KV.into()])
@@ -137,19 +161,7 @@ async fn sigkill_during_writes(fsync: &str) {
     }
     // Several KV writers at once, so that their writes share journal flushes (`Store::durable`).
     for w in 0..4 {
-        let mut kv = KvServiceClient::new(ch.clone());
-        let done = Arc::clone(&kv_set);
-        tasks.push(tokio::spawn(async move {
-            for i in 0.. {
-                let key = format!("k{w}-{i:08}");
-                let req =
-                    pb::SetRequest { resource_path: path(KV), key: key.clone(), value: "v".into(), ttl_seconds: 0 };
-                if kv.set(req).await.is_err() {
-                    return;
-                }
-                done.lock().unwrap().push(key);
-            }
-        }));
+        tasks.push(spawn_kv_writer(ch.clone(), format!("k{w}"), Arc::clone(&kv_set)));
     }
     // Enqueues keep going until the crash, so enqueues and acks are in flight when it happens.
     let enqueued_live: Arc<Mutex<HashSet<String>>> = Arc::default();
@@ -321,26 +333,7 @@ async fn sigkill_during_kv_sets_alone_loses_nothing_acknowledged() {
     let mut server = start_with(dir.path(), "never");
     let ch = server.channel().await;
     let acked: Arc<Mutex<Vec<String>>> = Arc::default();
-    let mut tasks = Vec::new();
-    for w in 0..8 {
-        let mut kv = KvServiceClient::new(ch.clone());
-        let acked = Arc::clone(&acked);
-        tasks.push(tokio::spawn(async move {
-            for i in 0.. {
-                let key = format!("w{w}-{i:08}");
-                let req = pb::SetRequest {
-                    resource_path: path(KV),
-                    key: key.clone(),
-                    value: format!("value of {key}").into(),
-                    ttl_seconds: 0,
-                };
-                if kv.set(req).await.is_err() {
-                    return;
-                }
-                acked.lock().unwrap().push(key);
-            }
-        }));
-    }
+    let tasks = (0..8).map(|w| spawn_kv_writer(ch.clone(), format!("w{w}"), Arc::clone(&acked))).collect();
     kill_under_load(&mut server, tasks, || acked.lock().unwrap().len() >= 2000).await;
     drop(ch);
 
